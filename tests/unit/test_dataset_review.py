@@ -1,0 +1,237 @@
+"""review_datasets on real files: the Markdown, charts and summary show the real differences."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_llmops.dataset_review import (
+    DatasetFormatError,
+    DatasetNotFoundError,
+    DatasetReview,
+    review_datasets,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _old_records() -> list[dict]:
+    return [
+        {"text": "short review " * (i + 1), "label": ["pos", "neg"][i % 2], "meta": {"i": i}, "score": i}
+        for i in range(10)
+    ]
+
+
+def _new_records() -> list[dict]:
+    return [
+        {
+            "text": "a much longer review text " * (i + 5),
+            "label": ["pos", "neg", "neutral"][i % 3],
+            "score": i + 0.5,
+        }
+        for i in range(13)
+    ]
+
+
+@pytest.fixture
+def versions(tmp_path: Path) -> tuple[Path, Path]:
+    old, new = tmp_path / "old", tmp_path / "new"
+    _write_jsonl(old / "train.jsonl", _old_records())
+    _write_jsonl(new / "train.jsonl", _new_records())
+    (old / "README.txt").write_text("same in both\n")
+    (new / "README.txt").write_text("same in both\n")
+    (old / "eval.csv").write_text("id,question,answer\n1,q1,a1\n2,q2,a2\n")
+    (new / "images").mkdir()
+    (new / "images" / "cat.bin").write_bytes(b"\x00" * 2048)
+    return old, new
+
+
+def _assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    # IHDR chunk: width and height are big-endian uint32 right after the chunk type.
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 300 and height >= 200
+    assert len(data) > 5_000, f"{path} is suspiciously small ({len(data)} bytes)"
+
+
+def test_review_reports_real_differences(versions: tuple[Path, Path], tmp_path: Path):
+    old, new = versions
+    review = review_datasets(old, new, tmp_path / "out", old_label="v1", new_label="v2")
+
+    assert isinstance(review, DatasetReview)
+    assert review.markdown_path == tmp_path / "out" / "review.md"
+    md = review.markdown_path.read_text()
+
+    # Files: eval.csv removed, images/cat.bin added, train.jsonl modified, README unchanged.
+    files = review.summary["files"]
+    assert (files["added"], files["removed"], files["modified"], files["unchanged"]) == (1, 1, 1, 1)
+    assert files["changed"] == {
+        "added": ["images/cat.bin"],
+        "removed": ["eval.csv"],
+        "modified": ["train.jsonl"],
+    }
+    assert "| added | `images/cat.bin` |" in md
+    assert "| removed | `eval.csv` |" in md
+    assert "| modified | `train.jsonl` |" in md
+    assert "Added: 1, removed: 1, modified: 1, unchanged: 1." in md
+
+    # Records, schema and label changes of the JSONL table.
+    train = review.summary["tables"]["train.jsonl"]
+    assert (train["old_records"], train["new_records"]) == (10, 13)
+    assert train["columns_removed"] == ["meta"]
+    assert train["columns_added"] == []
+    assert train["type_changes"] == {"score": ["int", "float"]}
+    assert train["label_changes"] == {"label": {"added": ["neutral"], "removed": []}}
+    assert train["label_counts"] == {"label": {"neg": 4, "neutral": 4, "pos": 5}}
+    assert set(train["text_length"]) == {"text"}
+    assert train["text_length"]["text"]["p50"] > 26 * 5  # every new text has >= 5 repetitions
+    assert "Records: 10 -> 13 (+3)" in md
+    assert "| `meta` | dict |  | removed |" in md
+    assert "| `score` | int | float | type changed |" in md
+    assert "| neutral | 0 | 4 | new value |" in md
+    assert "| pos | 5 | 5 |  |" in md
+    assert "### Text length (characters)" in md
+    # The text column is long and unique: lengths, not value counts.
+    assert "`text`:" not in md
+
+    # Samples: the first records of the new version, long values truncated.
+    assert "### Sample records (v2, first 3)" in md
+    assert '"label": "pos"' in md and '"label": "neutral"' in md
+    assert "... (+" in md  # the 3rd sample's text is over the limit
+
+    # The removed CSV is a removed table.
+    assert review.summary["tables"]["eval.csv"]["new_records"] is None
+    assert review.summary["tables"]["eval.csv"]["old_records"] == 2
+
+    # Charts exist, are real PNGs and are linked from the Markdown.
+    names = [p.name for p in review.chart_paths]
+    assert names == ["files.png", "dist-train-jsonl.png"]
+    for chart in review.chart_paths:
+        _assert_png(chart)
+        assert f"]({chart.name})" in md
+
+    # The summary text carries the headline for the approval prompt.
+    text = review.summary_text
+    assert text.splitlines()[0].startswith(
+        "Dataset review v1 -> v2: 1 added, 1 removed, 1 modified, 1 unchanged"
+    )
+    assert "train.jsonl: 10 -> 13 records (+3)" in text
+    assert "columns removed: meta" in text
+    assert "label values added: neutral" in text
+    assert "score type int -> float" in text
+    json.dumps(review.summary)  # JSON-serialisable
+
+
+def test_rerun_gives_identical_files(versions: tuple[Path, Path], tmp_path: Path):
+    old, new = versions
+    first = review_datasets(old, new, tmp_path / "a", old_label="v1", new_label="v2")
+    second = review_datasets(old, new, tmp_path / "b", old_label="v1", new_label="v2")
+    assert first.markdown_path.read_bytes() == second.markdown_path.read_bytes()
+    assert [p.name for p in first.chart_paths] == [p.name for p in second.chart_paths]
+    for a, b in zip(first.chart_paths, second.chart_paths, strict=True):
+        assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between runs"
+    assert json.dumps(first.summary, sort_keys=True) == json.dumps(second.summary, sort_keys=True)
+    assert first.summary_text == second.summary_text
+
+
+def test_first_version_everything_added(versions: tuple[Path, Path], tmp_path: Path):
+    _, new = versions
+    review = review_datasets(None, new, tmp_path / "out", old_label="(none)", new_label="v1")
+    files = review.summary["files"]
+    assert (files["added"], files["removed"], files["modified"], files["unchanged"]) == (3, 0, 0, 0)
+    assert review.summary["first_version"] is True
+    train = review.summary["tables"]["train.jsonl"]
+    assert (train["old_records"], train["new_records"]) == (None, 13)
+    assert train["columns_added"] == [] and train["label_changes"] == {}
+    md = review.markdown_path.read_text()
+    assert "First version" in md
+    assert "| added | `train.jsonl` |" in md
+    assert "(first version)" in review.summary_text
+    assert "train.jsonl: 13 records (new table)" in review.summary_text
+    for chart in review.chart_paths:
+        _assert_png(chart)
+
+
+def test_csv_column_added_and_label_removed(tmp_path: Path):
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text("id,label\n" + "".join(f"{i},{['spam', 'ham', 'eggs'][i % 3]}\n" for i in range(9)))
+    new.write_text("id,label,lang\n" + "".join(f"{i},{['spam', 'ham'][i % 2]},en\n" for i in range(6)))
+    review = review_datasets(old, new, tmp_path / "out", old_label="a", new_label="b")
+    # Two single files are compared as one dataset file, keyed by the new file's name.
+    assert review.summary["files"]["modified"] == 1
+    table = review.summary["tables"]["new.csv"]
+    assert (table["old_records"], table["new_records"]) == (9, 6)
+    assert table["columns_added"] == ["lang"]
+    assert table["type_changes"] == {}  # ids inferred as int in both
+    assert table["label_changes"]["label"] == {"added": [], "removed": ["eggs"]}
+    md = review.markdown_path.read_text()
+    assert "| eggs | 3 | 0 | gone |" in md
+    assert "| `lang` |  | str | added |" in md
+
+
+def test_json_array_file_and_non_table_json(tmp_path: Path):
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "data.json").write_text(json.dumps([{"q": "x", "a": 1}, {"q": "y", "a": 2}]))
+    (new / "meta.json").write_text(json.dumps({"version": 3}))
+    review = review_datasets(None, new, tmp_path / "out", old_label="-", new_label="v1")
+    assert set(review.summary["tables"]) == {"data.json"}
+    assert review.summary["tables"]["data.json"]["new_records"] == 2
+
+
+def test_missing_new_dir_is_a_specific_error(tmp_path: Path):
+    with pytest.raises(DatasetNotFoundError, match=r"not found at .*missing"):
+        review_datasets(None, tmp_path / "missing", tmp_path / "out", old_label="a", new_label="b")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_old_dir_is_a_specific_error(versions: tuple[Path, Path], tmp_path: Path):
+    _, new = versions
+    with pytest.raises(DatasetNotFoundError, match="Old dataset version 'v0'"):
+        review_datasets(tmp_path / "nope", new, tmp_path / "out", old_label="v0", new_label="v1")
+
+
+def test_broken_jsonl_names_file_and_line(tmp_path: Path):
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "train.jsonl").write_text('{"a": 1}\n{"a": \n')
+    with pytest.raises(DatasetFormatError, match=r"train\.jsonl:2"):
+        review_datasets(None, new, tmp_path / "out", old_label="-", new_label="v1")
+
+
+def test_parquet_skipped_without_pyarrow(tmp_path: Path):
+    pytest.importorskip("matplotlib")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("pyarrow installed: parquet is analysed")
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "part-0.parquet").write_bytes(b"PAR1 not really")
+    review = review_datasets(None, new, tmp_path / "out", old_label="-", new_label="v1")
+    assert review.summary["files"]["added"] == 1
+    assert review.summary["tables"] == {}
+
+
+def test_module_imports_no_matplotlib_or_airflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, airflow_provider_llmops.dataset_review as m; "
+        "print(sorted(x for x in ('matplotlib', 'airflow') if x in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
