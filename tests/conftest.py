@@ -18,3 +18,13 @@ pytest_plugins = [
     "tests.fixtures.triton",
     "tests.fixtures.dvc",
 ]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark everything under tests/integration as integration, and run unit tests first."""
+    import pytest
+
+    for item in items:
+        if "tests/integration/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: "tests/integration/" in str(item.path).replace("\\", "/"))

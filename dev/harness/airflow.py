@@ -8,10 +8,12 @@ scheduler, triggerer and DAG processor in one process group for UI and API tests
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -77,7 +79,7 @@ def prepare_airflow_env(name: str, home: Path | None = None, dags_folder: Path |
 def migrate_db(env: dict[str, str], timeout: float = 600) -> None:
     """Bring the home's SQLite database to the current schema (template copy when possible)."""
     db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
-    if db.exists():
+    if _is_migrated(db):
         return
     template = WORK_DIR / "airflow-templates" / f"airflow-{_airflow_version()}.db"
     if not template.exists():
@@ -89,6 +91,15 @@ def migrate_db(env: dict[str, str], timeout: float = 600) -> None:
         os.replace(tmp_home / "airflow.db", template)
         shutil.rmtree(tmp_home, ignore_errors=True)
     shutil.copyfile(template, db)
+
+
+def _is_migrated(db: Path) -> bool:
+    # An early connection can leave an empty SQLite file behind; only a schema counts.
+    if not db.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        row = conn.execute("SELECT name FROM sqlite_master WHERE name = 'alembic_version'").fetchone()
+    return row is not None
 
 
 def _run_airflow(args: list[str], env: dict[str, str], timeout: float) -> str:

@@ -1,0 +1,33 @@
+"""Airflow itself (CLI on the isolated SQLite home) recognises the installed provider."""
+
+from __future__ import annotations
+
+import json
+
+from airflow_provider_llmops import __version__
+from dev.harness.airflow import run_airflow
+
+
+def test_providers_list_shows_the_provider(airflow_db):
+    providers = json.loads(run_airflow(["providers", "list", "--output", "json"], airflow_db))
+    ours = [p for p in providers if p["package_name"] == "airflow-provider-llmops"]
+    assert ours and ours[0]["version"] == __version__
+
+
+def test_providers_get_describes_the_provider(airflow_db):
+    short = json.loads(run_airflow(["providers", "get", "airflow-provider-llmops", "--output", "json"], airflow_db))
+    assert short == [{"Provider": "airflow-provider-llmops", "Version": __version__}]
+    full = json.loads(
+        run_airflow(["providers", "get", "airflow-provider-llmops", "--full", "--output", "json"], airflow_db)
+    )
+    types = {c["connection-type"] for c in full[0]["connection-types"]}
+    assert types == {"llmops_dvc", "llmops_triton"}
+
+
+def test_connection_types_appear_in_providers_hooks(airflow_db):
+    hooks = json.loads(run_airflow(["providers", "hooks", "--output", "json"], airflow_db))
+    by_type = {h["connection_type"]: h for h in hooks}
+    assert by_type["llmops_dvc"]["class"] == "airflow_provider_llmops.hooks.dvc.DvcHook"
+    assert by_type["llmops_triton"]["class"] == "airflow_provider_llmops.hooks.triton.TritonHook"
+    assert by_type["llmops_dvc"]["package_name"] == "airflow-provider-llmops"
+    assert by_type["llmops_triton"]["hook_name"] == "Triton Inference Server"

@@ -1,0 +1,53 @@
+"""Importing the provider or parsing its DAGs must not pull heavy libraries into the scheduler."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from tests.unit.provider_modules import provider_modules
+
+HEAVY = (
+    "torch",
+    "deepspeed",
+    "transformers",
+    "sentence_transformers",
+    "elasticsearch",
+    "tritonclient",
+    "dvc",
+    "kubernetes",
+)
+
+
+def _heavy_modules_after(code: str) -> dict:
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        {code}
+        heavy = {HEAVY!r}
+        print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules if m.split(".")[0] in heavy}})))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_provider_modules_import_no_heavy_libraries():
+    modules = provider_modules()
+    assert "airflow_provider_llmops.operators.dvc" in modules
+    code = "import importlib\n" + "\n".join(f"importlib.import_module({m!r})" for m in modules)
+    assert _heavy_modules_after(code) == []
+
+
+def test_parsing_example_dags_imports_no_heavy_libraries():
+    code = textwrap.dedent(
+        """
+        from airflow.dag_processing.dagbag import DagBag
+        bag = DagBag(dag_folder="dags", include_examples=False)
+        assert not bag.import_errors, bag.import_errors
+        assert bag.dags, "no DAGs found in dags/"
+        """
+    )
+    assert _heavy_modules_after(code) == []
