@@ -132,7 +132,9 @@ def report(name: str, title: str, samples: Samples, target: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--suite", action="append", default=[], choices=["dvc"], help="extra suites")
     parser.add_argument("--quick", action="store_true", help="small data for the extra suites")

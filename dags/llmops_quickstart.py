@@ -7,8 +7,8 @@ Copy this DAG to check that the provider, your ``llmops_dvc`` connection and you
 from __future__ import annotations
 
 import pendulum
-
 from airflow.sdk import DAG, Param, task
+
 from airflow_provider_llmops.operators.dvc import DvcDatasetReviewOperator, DvcPullOperator
 
 with DAG(
@@ -58,7 +58,9 @@ with DAG(
         sample = np.arange(4, dtype=np.float32)
         outputs = hook.infer(model_name, {"INPUT0": sample}, ["OUTPUT0"])
         if not np.allclose(outputs["OUTPUT0"], sample * 2):
-            raise ValueError(f"{model_name} returned {outputs['OUTPUT0']!r} for {sample!r}; expected 2x input")
+            raise ValueError(
+                f"{model_name} returned {outputs['OUTPUT0']!r} for {sample!r}; expected 2x input"
+            )
         return {"model": model_name, "output": outputs["OUTPUT0"].tolist()}
 
     pull >> review >> triton_smoke("{{ params.model_name }}")

@@ -47,7 +47,9 @@ def _airflow_bin() -> str:
     return str(candidate) if candidate.exists() else "airflow"
 
 
-def prepare_airflow_env(name: str, home: Path | None = None, dags_folder: Path | None = None) -> dict[str, str]:
+def prepare_airflow_env(
+    name: str, home: Path | None = None, dags_folder: Path | None = None
+) -> dict[str, str]:
     """Create an isolated AIRFLOW_HOME and return the environment variables that select it.
 
     The database is not migrated here (that would run at import of tests/conftest.py);
@@ -194,12 +196,12 @@ class AirflowStandalone:
     def api(self, method: str, path: str, payload: Any = None, token: str | None = None) -> Any:
         """Call the REST API and return the decoded JSON; raise HarnessError with the body on errors."""
         data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method)  # noqa: S310
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
         req.add_header("Content-Type", "application/json")
         if token:
             req.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local URL
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as err:
             raise HarnessError(f"{method} {path} -> {err.code}: {err.read()[:2000]!r}") from err

@@ -61,7 +61,7 @@ def log_tail(path: Path, lines: int = 40) -> str:
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     """GET a URL; return (status, body). Connection errors return status 0."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local URLs only
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
@@ -109,7 +109,7 @@ class ServiceProcess:
             argv = ["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--init-groups", "--", *argv]
         with open(self.log_path, "ab") as log:
             try:
-                self.popen = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                self.popen = subprocess.Popen(
                     argv,
                     stdout=log,
                     stderr=subprocess.STDOUT,

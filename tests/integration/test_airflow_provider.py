@@ -15,7 +15,9 @@ def test_providers_list_shows_the_provider(airflow_db):
 
 
 def test_providers_get_describes_the_provider(airflow_db):
-    short = json.loads(run_airflow(["providers", "get", "airflow-provider-llmops", "--output", "json"], airflow_db))
+    short = json.loads(
+        run_airflow(["providers", "get", "airflow-provider-llmops", "--output", "json"], airflow_db)
+    )
     assert short == [{"Provider": "airflow-provider-llmops", "Version": __version__}]
     full = json.loads(
         run_airflow(["providers", "get", "airflow-provider-llmops", "--full", "--output", "json"], airflow_db)

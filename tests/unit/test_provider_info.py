@@ -16,7 +16,11 @@ from tests.unit.provider_modules import provider_modules
 
 
 def test_entry_point_is_registered():
-    eps = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_llmops")]
+    eps = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_llmops")
+    ]
     assert len(eps) == 1
     assert eps[0].load()() == get_provider_info()
 
