@@ -244,7 +244,6 @@ def _service_user() -> str | None:
 def _chown_tree(path: Path, user: str | None) -> None:
     if user is None:
         return
-    shutil.chown(path, user, user)
     subprocess.run(["chown", "-R", f"{user}:{user}", str(path)], check=True)
 
 
