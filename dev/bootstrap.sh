@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Shared set-up for ./dev/test and ./dev/demo: the .venv, pinned installs, Java, downloads.
 # Idempotent: a second run only checks what is already there.
+# Sourced by the two commands and by people: restore the caller's shell options at the end.
+_llmops_saved_opts="$(set +o)"
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,3 +45,5 @@ fi
 
 export PATH="$VENV/bin:$PATH"
 export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+eval "$_llmops_saved_opts"
+unset _llmops_saved_opts
