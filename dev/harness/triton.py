@@ -22,6 +22,10 @@ Two things about the python backend that are easy to trip over:
   models run in a small dedicated venv, ``WORK_DIR/triton-pyenv-<X.Y>``, with
   ``MODEL_ENV_PACKAGES`` (numpy 1.26), not in the project's venv (numpy 2).
 
+A third one: with strict readiness (Triton's default, kept here), one model that fails to
+load leaves ``/v2/health/ready`` at 503 until a model of that name loads successfully;
+unloading it or deleting its directory does not help. ``heal_failed_models`` does that.
+
 CLI: ``python -m dev.harness triton [--model-repository DIR] [--demo-model NAME] ...``
 (see :func:`main`).
 """
@@ -57,11 +61,13 @@ from dev.harness.common import (
 )
 
 PYTRITON_VERSION = "0.7.0"
+WHEEL_REQUIREMENT = f"nvidia-pytriton=={PYTRITON_VERSION}"
 WHEEL_NAME = f"nvidia_pytriton-{PYTRITON_VERSION}-py3-none-manylinux_2_35_x86_64.whl"
 # numpy 1.x: the python backend stub of Triton 2.51 mis-reads numpy 2 arrays (see module doc).
 MODEL_ENV_PACKAGES = ("numpy==1.26.4",)
 DEFAULT_STARTUP_TIMEOUT = 60.0
 RUNS_DIR = WORK_DIR / "triton-runs"
+PIP = (sys.executable, "-m", "pip")
 
 
 @contextlib.contextmanager
@@ -83,7 +89,9 @@ def _run(argv: Sequence[str], what: str, timeout: float = 600) -> str:
         raise HarnessError(f"{what}: `{' '.join(argv)}` timed out after {timeout:.0f}s") from err
     if done.returncode != 0:
         output = (done.stdout + done.stderr).strip().splitlines()[-20:]
-        raise HarnessError(f"{what}: `{' '.join(argv)}` failed (exit {done.returncode}):\n" + "\n".join(output))
+        raise HarnessError(
+            f"{what}: `{' '.join(argv)}` failed (exit {done.returncode}):\n" + "\n".join(output)
+        )
     return done.stdout
 
 
@@ -97,8 +105,7 @@ def download_wheel(cache_dir: Path | None = None) -> Path:
     with _file_lock(wheels / ".pytriton.lock"):
         if not wheel.is_file():
             _run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                 f"nvidia-pytriton=={PYTRITON_VERSION}", "-d", str(wheels)],  # fmt: skip
+                [*PIP, "download", "--no-deps", "--only-binary=:all:", "-d", str(wheels), WHEEL_REQUIREMENT],
                 "downloading the Triton server wheel (needs PyPI)",
             )
     if not wheel.is_file():
@@ -194,15 +201,13 @@ def ensure_model_env(work_dir: Path | None = None) -> Path:
         ).strip()
         wheels = CACHE_DIR / "wheels"
         wheels.mkdir(parents=True, exist_ok=True)
-        pip = [sys.executable, "-m", "pip"]
+        install = [*PIP, "install", "--quiet", "--no-index", "--find-links", str(wheels), "--target", site]
         try:
-            _run([*pip, "install", "--quiet", "--no-index", "--find-links", str(wheels), "--target", site,
-                  *MODEL_ENV_PACKAGES], "installing the model venv from cached wheels")  # fmt: skip
+            _run([*install, *MODEL_ENV_PACKAGES], "installing the model venv from cached wheels")
         except HarnessError:
-            _run([*pip, "download", "--quiet", "--only-binary=:all:", "-d", str(wheels), *MODEL_ENV_PACKAGES],
-                 "downloading the model venv's wheels (needs PyPI)")  # fmt: skip
-            _run([*pip, "install", "--quiet", "--no-index", "--find-links", str(wheels), "--target", site,
-                  *MODEL_ENV_PACKAGES], "installing the model venv")  # fmt: skip
+            download = [*PIP, "download", "--quiet", "--only-binary=:all:", "-d", str(wheels)]
+            _run([*download, *MODEL_ENV_PACKAGES], "downloading the model venv's wheels (needs PyPI)")
+            _run([*install, *MODEL_ENV_PACKAGES], "installing the model venv")
         marker.write_text(want)
     return env
 
@@ -255,7 +260,7 @@ def write_python_model(
             "        responses = []\n"
             "        for request in requests:\n"
             '            x = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()\n'
-            '            y = (x * self.factor).astype(np.float32)\n'
+            "            y = (x * self.factor).astype(np.float32)\n"
             '            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", y)]))\n'
             "        return responses\n"
         )
@@ -282,6 +287,7 @@ class TritonServer:
         grpc_port: int | None = None,
         metrics_port: int | None = None,
         metrics: bool = False,
+        strict_readiness: bool = True,
         load_models: Sequence[str] = (),
         log_path: Path | None = None,
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
@@ -293,6 +299,7 @@ class TritonServer:
         self.grpc_port = grpc_port
         self.metrics_port = metrics_port
         self.metrics = metrics
+        self.strict_readiness = strict_readiness
         self.load_models = list(load_models)
         self.log_path = log_path or self.model_repository.parent / "tritonserver.log"
         self.startup_timeout = startup_timeout
@@ -333,12 +340,17 @@ class TritonServer:
             "--allow-gpu-metrics=false",
             "--pinned-memory-pool-byte-size=0",
             f"--exit-timeout-secs={self.exit_timeout_s}",
+            f"--strict-readiness={str(self.strict_readiness).lower()}",
             # Unique shared-memory names: several servers may run on one host (pytriton does this too).
             f"--backend-config=python,shm-region-prefix-name=llmops{os.getpid()}p{self.http_port}",
             "--log-verbose=0",
         ]
         if self.metrics:
-            argv += ["--allow-metrics=true", "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}"]
+            argv += [
+                "--allow-metrics=true",
+                "--metrics-address=127.0.0.1",
+                f"--metrics-port={self.metrics_port}",
+            ]
         else:
             argv += ["--allow-metrics=false"]
         argv += [f"--load-model={name}" for name in self.load_models]
@@ -368,7 +380,9 @@ class TritonServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.write_bytes(b"")
         started = time.monotonic()
-        self.process = ServiceProcess("tritonserver", self.argv(root), log_path=self.log_path, env=env).start()
+        self.process = ServiceProcess(
+            "tritonserver", self.argv(root), log_path=self.log_path, env=env
+        ).start()
         self.process.wait_until(self.is_ready, timeout=self.startup_timeout, what="ready on /v2/health/ready")
         self.startup_seconds = time.monotonic() - started
         return self
@@ -393,6 +407,45 @@ class TritonServer:
         self.stop()
 
 
+def heal_failed_models(
+    server: TritonServer, names: Sequence[str] | None = None, timeout: float = 60
+) -> list[str]:
+    """Clear failed loads so a strict-readiness server turns ready again; return the names healed.
+
+    For each model whose last load failed (state UNAVAILABLE, reason not ``unloaded``), or only
+    those in ``names``, a working stand-in replaces its directory, is loaded, then unloaded.
+    The stand-in stays on disk; delete the directory afterwards if it should go.
+    """
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(
+        server.http_url.removeprefix("http://"), network_timeout=timeout
+    )
+    healed: list[str] = []
+    try:
+        for model in client.get_model_repository_index():
+            name = model["name"]
+            failed = model.get("state") == "UNAVAILABLE" and model.get("reason") not in (None, "", "unloaded")
+            if not failed or (names is not None and name not in names):
+                continue
+            shutil.rmtree(server.model_repository / name, ignore_errors=True)
+            write_python_model(server.model_repository, name)
+            client.load_model(name)
+            client.unload_model(name)
+            healed.append(name)
+        deadline = time.monotonic() + timeout
+        while healed and not server.is_ready():
+            if time.monotonic() > deadline:
+                raise HarnessError(
+                    f"tritonserver stayed not ready after healing {healed}; index: "
+                    f"{client.get_model_repository_index()}\n{server.log_tail()}"
+                )
+            time.sleep(0.2)
+    finally:
+        client.close()
+    return healed
+
+
 def new_run_dir(name: str) -> Path:
     """A fresh ``WORK_DIR/triton-runs/<name>-XXXX`` with an empty ``models`` repository inside."""
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
@@ -407,7 +460,9 @@ def main(argv: Sequence[str]) -> int:
         prog="python -m dev.harness triton",
         description="Run a local CPU-only Triton Inference Server (explicit model control) on 127.0.0.1.",
     )
-    parser.add_argument("--model-repository", type=Path, default=None, help="default: a new dir under .llmops")
+    parser.add_argument(
+        "--model-repository", type=Path, default=None, help="default: a new dir under .llmops"
+    )
     parser.add_argument("--http-port", type=int, default=None, help="default: a free port")
     parser.add_argument("--grpc-port", type=int, default=None, help="default: a free port")
     parser.add_argument("--metrics", action="store_true", help="serve Prometheus metrics on --metrics-port")

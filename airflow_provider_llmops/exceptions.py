@@ -1,0 +1,103 @@
+"""Exceptions raised by the provider's hooks and operators.
+
+Each class names one thing that went wrong; its message says what the external system
+answered and what to do next. They do not derive from ``AirflowException``; Airflow fails
+the task on any exception. Messages never contain passwords or tokens.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LlmopsError",
+    "TritonConnectionError",
+    "TritonError",
+    "TritonInferenceError",
+    "TritonModelLoadError",
+]
+
+
+class LlmopsError(Exception):
+    """Base class of every error this provider raises on purpose."""
+
+
+class TritonError(LlmopsError):
+    """Something went wrong talking to a Triton Inference Server."""
+
+
+class TritonConnectionError(TritonError):
+    """The Triton server could not be reached, or the connection is misconfigured."""
+
+
+class TritonModelLoadError(TritonError):
+    """Triton refused to load (or unload) a model; ``server_message`` holds Triton's own error text."""
+
+    def __init__(self, message: str, *, model_name: str, server_message: str = "") -> None:
+        super().__init__(message)
+        self.model_name = model_name
+        self.server_message = server_message
+
+
+class TritonInferenceError(TritonError):
+    """An inference request failed; ``server_message`` holds Triton's own error text."""
+
+    def __init__(self, message: str, *, model_name: str, server_message: str = "") -> None:
+        super().__init__(message)
+        self.model_name = model_name
+        self.server_message = server_message
+
+
+# --- DVC data versioning -------------------------------------------------------------------
+
+__all__ += [
+    "DvcChecksumError",
+    "DvcCommandError",
+    "DvcDirtyWorkspaceError",
+    "DvcError",
+    "DvcPathNotTrackedError",
+    "DvcRemoteError",
+    "DvcRevisionNotFoundError",
+    "DvcTagExistsError",
+    "DvcWaitError",
+]
+
+
+class DvcError(LlmopsError):
+    """Something went wrong with a DVC project; ``repo``, ``rev`` and ``path`` say where."""
+
+    def __init__(self, message: str, *, repo: str = "", rev: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.repo = repo
+        self.rev = rev
+        self.path = path
+
+
+class DvcRevisionNotFoundError(DvcError):
+    """A branch, tag, commit or date does not resolve to a commit of the project."""
+
+
+class DvcPathNotTrackedError(DvcError):
+    """The path has no ``.dvc`` file and no ``dvc.lock`` output at that revision."""
+
+
+class DvcRemoteError(DvcError):
+    """The DVC remote (or the git origin) is missing, unreachable, or lacks the data."""
+
+
+class DvcChecksumError(DvcError):
+    """Materialised data does not match the md5 DVC recorded (corrupted cache or remote)."""
+
+
+class DvcDirtyWorkspaceError(DvcError):
+    """Publishing needs a clean git working tree apart from the dataset path."""
+
+
+class DvcTagExistsError(DvcError):
+    """The tag to publish already exists and points at different data."""
+
+
+class DvcCommandError(DvcError):
+    """A git or dvc step failed or timed out; the message holds its (redacted) output."""
+
+
+class DvcWaitError(DvcError):
+    """Waiting for a new dataset version timed out or failed."""
