@@ -212,7 +212,9 @@ class DvcProject:
             repo.add(str(self.path / rel))
         parent = str(Path(rel).parent)
         gitignore = ".gitignore" if parent == "." else f"{parent}/.gitignore"
-        sha = self.commit(message or f"dataset {rel} {tag or ''}".strip(), [f"{rel}.dvc", gitignore], date, author)
+        sha = self.commit(
+            message or f"dataset {rel} {tag or ''}".strip(), [f"{rel}.dvc", gitignore], date, author
+        )
         if tag:
             self.git("tag", tag)
         if push:
@@ -250,7 +252,9 @@ def make_dvc_project(root: Path, name: str = "project") -> DvcProject:
     with Repo(str(path)).config.edit("local") as conf:
         # Keep DVC's per-user state out of the user's home: inside the throwaway tree.
         conf["core"]["site_cache_dir"] = str(site_cache)
-    proj.commit("Initialise DVC project", [".dvc", ".dvcignore"], date=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    proj.commit(
+        "Initialise DVC project", [".dvc", ".dvcignore"], date=datetime(2024, 1, 1, tzinfo=timezone.utc)
+    )
     proj.git("push", "-q", "origin", "main")
     return proj
 
@@ -260,7 +264,9 @@ def demo_records(version: int, n: int = 20) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for i in range(n + (version - 1) * 5):
         answer = f"Answer {i}" + (" (revised)" if version > 1 and i % 7 == 0 else "")
-        rows.append({"id": i, "prompt": f"Question {i}: what is {i} + {i}?", "response": answer, "label": i % 3})
+        rows.append(
+            {"id": i, "prompt": f"Question {i}: what is {i} + {i}?", "response": answer, "label": i % 3}
+        )
     return rows
 
 

@@ -1,0 +1,1072 @@
+"""Hook for DVC projects: resolve revisions, read what a rev tracks, pull, publish and push data.
+
+The project is a git URL or a local path (connection extra ``repo``). A local git working copy
+is used in place; anything else (a URL, a bare repository) is cloned once into a cache folder
+and fetched before each resolution. DVC itself (``dvc.repo.Repo``) is imported inside methods
+only, so importing this module stays cheap for the scheduler and the DAG processor.
+
+Credentials (connection login/password and secret ``remote_config`` extras) are handed to DVC
+in memory as remote config overrides: they are never written to ``.dvc/config``, never logged,
+and are redacted from every exception message this hook raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_llmops.exceptions import (
+    DvcChecksumError,
+    DvcCommandError,
+    DvcDirtyWorkspaceError,
+    DvcError,
+    DvcPathNotTrackedError,
+    DvcRemoteError,
+    DvcRevisionNotFoundError,
+    DvcTagExistsError,
+)
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+DEFAULT_CONN_ID = "llmops_dvc_default"
+DEFAULT_REV = "main"
+OVERRIDE_REMOTE_NAME = "airflow"
+MARKER_SUFFIX = ".dvc-pull.json"
+CHUNK = 4 * 1024 * 1024
+# Keys of `remote_config` whose values are secrets (redacted and masked).
+_SECRET_KEY_RE = re.compile(r"(secret|password|passwd|token|key|credential|sas|session)", re.IGNORECASE)
+# How connection login/password map to DVC remote options, by remote URL scheme.
+_CREDENTIAL_KEYS: dict[str, tuple[str, str]] = {
+    "s3": ("access_key_id", "secret_access_key"),
+    "azure": ("account_name", "account_key"),
+    "ssh": ("user", "password"),
+    "http": ("user", "password"),
+    "https": ("user", "password"),
+    "webdav": ("user", "password"),
+    "webdavs": ("user", "password"),
+    "oss": ("oss_key_id", "oss_key_secret"),
+}
+
+
+def _strip_userinfo(url: str) -> str:
+    """`https://user:pw@host/x` -> `https://***@host/x`; paths are returned unchanged."""
+    parts = urlsplit(url)
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    return url
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url and not re.match(r"^[\w.-]+@[\w.-]+:", url)
+
+
+@dataclass
+class _Settings:
+    repo: str
+    rev: str
+    remote: str | None
+    remote_url: str | None
+    remote_config: dict[str, Any]
+    login: str | None
+    password: str | None = field(repr=False)
+    git_remote: str = "origin"
+
+
+class _Progress:
+    """Logs `files` and `bytes` done (and the rate) every `interval` seconds from a thread."""
+
+    def __init__(
+        self,
+        log: Any,
+        what: str,
+        total_files: int,
+        total_bytes: int,
+        interval: float,
+        probe: Callable[[], tuple[int, int]] | None = None,
+    ) -> None:
+        self.log = log
+        self.what = what
+        self.total_files = total_files
+        self.total_bytes = total_bytes
+        self.interval = interval
+        self.probe = probe
+        self.files = 0
+        self.bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dvc-progress", daemon=True)
+        self._start = time.monotonic()
+
+    def add(self, nbytes: int, files: int = 0) -> None:
+        self.bytes += nbytes
+        self.files += files
+
+    def _report(self) -> None:
+        files, nbytes = self.probe() if self.probe else (self.files, self.bytes)
+        elapsed = max(time.monotonic() - self._start, 1e-6)
+        self.log.info(
+            "%s: %d/%d files, %.1f/%.1f MB, %.1f MB/s",
+            self.what,
+            files,
+            self.total_files,
+            nbytes / 1e6,
+            self.total_bytes / 1e6,
+            nbytes / 1e6 / elapsed,
+        )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with contextlib.suppress(Exception):
+                self._report()
+
+    def __enter__(self) -> _Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if exc[0] is None:
+            self._report()
+
+
+class DvcHook(BaseHook):
+    """Talks to one DVC project (git repo + DVC remote).
+
+    :param dvc_conn_id: ``llmops_dvc`` connection; ``None`` to use only the arguments below.
+    :param repo: git URL or local path; overrides the connection's ``repo`` extra.
+    :param rev: default branch/tag/commit; overrides the ``rev`` extra (default ``main``).
+    :param remote: DVC remote name; overrides the ``remote`` extra.
+    :param remote_url: DVC remote URL override (e.g. ``s3://bucket/dvc``).
+    :param clone_dir: where URL repositories are cloned (default ``$LLMOPS_DVC_CLONE_DIR`` or
+        ``~/.cache/airflow-provider-llmops/dvc-repos``).
+    :param git_timeout: seconds allowed for each git command.
+    :param progress_interval: seconds between progress log lines of long transfers.
+    """
+
+    conn_name_attr = "dvc_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = "llmops_dvc"
+    hook_name = "DVC Project"
+
+    def __init__(
+        self,
+        dvc_conn_id: str | None = DEFAULT_CONN_ID,
+        *,
+        repo: str | None = None,
+        rev: str | None = None,
+        remote: str | None = None,
+        remote_url: str | None = None,
+        clone_dir: str | os.PathLike[str] | None = None,
+        git_timeout: float = 300.0,
+        progress_interval: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.dvc_conn_id = dvc_conn_id
+        self._repo_arg = repo
+        self._rev_arg = rev
+        self._remote_arg = remote
+        self._remote_url_arg = remote_url
+        self._clone_dir_arg = clone_dir
+        self.git_timeout = git_timeout
+        self.progress_interval = progress_interval
+        self._fetched = False
+
+    # ------------------------------------------------------------------ settings / secrets
+    @cached_property
+    def settings(self) -> _Settings:
+        extras: dict[str, Any] = {}
+        login = password = None
+        if self.dvc_conn_id:
+            conn = self.get_connection(self.dvc_conn_id)
+            extras = dict(conn.extra_dejson or {})
+            login, password = conn.login or None, conn.password or None
+        repo = self._repo_arg or extras.get("repo")
+        if not repo:
+            raise DvcError(
+                f"No DVC project given: set the `repo` extra of connection {self.dvc_conn_id!r} "
+                "(git URL or local path) or pass repo=... to the hook/operator."
+            )
+        remote_config = extras.get("remote_config") or {}
+        if isinstance(remote_config, str):
+            try:
+                remote_config = json.loads(remote_config)
+            except ValueError as err:
+                raise DvcError(
+                    f"Connection {self.dvc_conn_id!r}: extra `remote_config` must be a JSON object."
+                ) from err
+        settings = _Settings(
+            repo=str(repo),
+            rev=str(self._rev_arg or extras.get("rev") or DEFAULT_REV),
+            remote=self._remote_arg or extras.get("remote") or None,
+            remote_url=self._remote_url_arg or extras.get("remote_url") or None,
+            remote_config=dict(remote_config),
+            login=login,
+            password=password,
+            git_remote=str(extras.get("git_remote") or "origin"),
+        )
+        self._mask(settings)
+        return settings
+
+    def _secrets(self) -> list[str]:
+        return _secret_values(self.settings)
+
+    def _mask(self, settings: _Settings) -> None:
+        try:
+            from airflow.sdk.log import mask_secret
+        except ImportError:  # pragma: no cover - older task SDK
+            return
+        for value in _secret_values(settings):
+            mask_secret(value)
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret of this connection replaced by ***."""
+        for value in self._secrets():
+            text = text.replace(value, "***")
+        return text
+
+    @property
+    def repo_label(self) -> str:
+        """The project's URL or path without credentials, for messages."""
+        return _strip_userinfo(self.settings.repo)
+
+    @property
+    def repo_name(self) -> str:
+        return repo_name(self.settings.repo)
+
+    # ------------------------------------------------------------------ git plumbing
+    def _git(self, args: Sequence[str], cwd: Path, check: bool = True, timeout: float | None = None) -> str:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        argv = ["git", *args]
+        try:
+            proc = subprocess.run(
+                argv,
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout or self.git_timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise DvcCommandError(
+                self.redact(
+                    f"`git {args[0]}` timed out after {timeout or self.git_timeout:.0f}s in repo "
+                    f"{self.repo_label}. Check that the git server is reachable, or raise git_timeout."
+                ),
+                repo=self.repo_label,
+            ) from err
+        if check and proc.returncode != 0:
+            raise DvcCommandError(
+                self.redact(
+                    f"`git {' '.join(args[:3])}` failed (exit {proc.returncode}) in repo {self.repo_label}: "
+                    f"{(proc.stderr or proc.stdout).strip()[-2000:]}"
+                ),
+                repo=self.repo_label,
+            )
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    def _git_ok(self, args: Sequence[str], cwd: Path) -> bool:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        try:
+            return (
+                subprocess.run(
+                    ["git", *args],
+                    cwd=cwd,
+                    env=env,
+                    capture_output=True,
+                    timeout=self.git_timeout,
+                    check=False,
+                ).returncode
+                == 0
+            )
+        except subprocess.TimeoutExpired:
+            return False
+
+    @property
+    def is_local_checkout(self) -> bool:
+        """True when `repo` is a local git working copy (used in place, publishing allowed)."""
+        repo = self.settings.repo
+        return _is_local(repo) and (Path(repo) / ".git").exists()
+
+    def _clone_root(self) -> Path:
+        base = self._clone_dir_arg or os.environ.get("LLMOPS_DVC_CLONE_DIR")
+        return Path(base) if base else Path.home() / ".cache" / "airflow-provider-llmops" / "dvc-repos"
+
+    def workdir(self, refresh: bool = False) -> Path:
+        """The local git working copy: the repo itself, or a cached clone fetched once per hook."""
+        repo = self.settings.repo
+        if self.is_local_checkout:
+            return Path(repo).resolve()
+        if _is_local(repo) and not Path(repo).exists():
+            raise DvcRemoteError(
+                f"DVC project {self.repo_label} does not exist. Fix the `repo` extra of connection "
+                f"{self.dvc_conn_id!r} (git URL or path of a git working copy).",
+                repo=self.repo_label,
+            )
+        digest = hashlib.sha256(repo.encode()).hexdigest()[:16]
+        target = self._clone_root() / f"{self.repo_name}-{digest}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _file_lock(target.parent / f".{target.name}.lock"):
+            if not (target / ".git").exists():
+                self.log.info("Cloning %s into %s", self.repo_label, target)
+                shutil.rmtree(target, ignore_errors=True)
+                try:
+                    self._git(["clone", "--quiet", repo, str(target)], cwd=target.parent)
+                except DvcCommandError as err:
+                    raise DvcRemoteError(
+                        f"Cannot clone DVC project {self.repo_label}: {err}. Check the URL and the "
+                        "git credentials of the worker.",
+                        repo=self.repo_label,
+                    ) from err
+                self._fetched = True
+            elif refresh or not self._fetched:
+                try:
+                    self._git(["fetch", "--quiet", "--prune", "--tags", "--force", "origin"], cwd=target)
+                    # DVC reads .dvc/config from the checkout: keep it at the default branch's tip.
+                    self._git(
+                        ["checkout", "--quiet", "--force", "--detach", "refs/remotes/origin/HEAD"], cwd=target
+                    )
+                except DvcCommandError as err:
+                    raise DvcRemoteError(
+                        f"Cannot fetch DVC project {self.repo_label}: {err}", repo=self.repo_label
+                    ) from err
+                self._fetched = True
+        return target
+
+    # ------------------------------------------------------------------ revisions
+    def resolve_rev(self, rev: str | None = None, *, path: str = "", refresh: bool = False) -> str:
+        """Full commit sha of a branch, tag or (short) commit; default: the configured rev."""
+        rev = rev or self.settings.rev
+        wd = self.workdir(refresh=refresh)
+        candidates = (
+            [rev] if self.is_local_checkout else [f"refs/remotes/origin/{rev}", f"refs/tags/{rev}", rev]
+        )
+        for candidate in candidates:
+            sha = self._git(
+                ["rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"], cwd=wd, check=False
+            )
+            if sha:
+                return sha
+        raise DvcRevisionNotFoundError(
+            f"Revision {rev!r} not found in DVC project {self.repo_label}"
+            + (f" (path {path!r})" if path else "")
+            + ". Check the branch/tag/commit name; list them with `git ls-remote --heads --tags <repo>`.",
+            repo=self.repo_label,
+            rev=rev,
+            path=path,
+        )
+
+    def resolve_rev_at(self, when: datetime, branch: str | None = None, *, path: str = "") -> str:
+        """The last commit on `branch` (first-parent) committed at or before `when`."""
+        branch = branch or self.settings.rev
+        tip = self.resolve_rev(branch, path=path)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        stamp = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        sha = self._git(["rev-list", "-1", "--first-parent", f"--before={stamp}", tip], cwd=self.workdir())
+        if not sha:
+            raise DvcRevisionNotFoundError(
+                f"No commit on {branch!r} of DVC project {self.repo_label} at or before {stamp}"
+                + (f" for path {path!r}" if path else "")
+                + ". The branch starts later: pick a later logical date or pass an explicit rev.",
+                repo=self.repo_label,
+                rev=f"{branch}@{stamp}",
+                path=path,
+            )
+        return sha
+
+    def newest_tag(self, pattern: str, *, path: str = "") -> tuple[str, str]:
+        """(tag, commit sha) of the newest tag matching a glob like ``v*`` (by date, then version)."""
+        wd = self.workdir()
+        out = self._git(
+            [
+                "for-each-ref",
+                "--sort=-version:refname",
+                "--sort=-creatordate",
+                "--format=%(refname:short)",
+                "refs/tags",
+            ],
+            cwd=wd,
+        )
+        for name in out.splitlines():
+            if fnmatch.fnmatchcase(name, pattern):
+                return name, self.resolve_rev(name, path=path)
+        raise DvcRevisionNotFoundError(
+            f"No tag matching {pattern!r} in DVC project {self.repo_label}"
+            + (f" (path {path!r})" if path else "")
+            + ". Publish a version (DvcAddOperator) or fix tag_pattern.",
+            repo=self.repo_label,
+            rev=pattern,
+            path=path,
+        )
+
+    def _show(self, sha: str, rel: str) -> str | None:
+        return self._git(["show", f"{sha}:{rel}"], cwd=self.workdir(), check=False) or None
+
+    # ------------------------------------------------------------------ what a rev tracks
+    def path_info(self, path: str, rev: str | None = None) -> dict[str, Any]:
+        """md5, size and nfiles of the tracked `path` at `rev`, from its .dvc file or dvc.lock.
+
+        Returns ``{repo, path, rev, sha, md5, size, nfiles, hash}``.
+        """
+        import yaml
+
+        path = _norm(path)
+        rev = rev or self.settings.rev
+        sha = self.resolve_rev(rev, path=path)
+        out: dict[str, Any] | None = None
+        text = self._show(sha, f"{path}.dvc")
+        if text:
+            meta = yaml.safe_load(text) or {}
+            outs = meta.get("outs") or []
+            name = PurePosixPath(path).name
+            out = next((o for o in outs if _norm(str(o.get("path", ""))) == name), outs[0] if outs else None)
+        else:
+            out = self._lock_out(sha, path)
+        if not out or not out.get("md5"):
+            raise DvcPathNotTrackedError(
+                f"Path {path!r} is not tracked by DVC at rev {rev!r} ({sha[:12]}) of project "
+                f"{self.repo_label}: no {path}.dvc and no dvc.lock output. Track it with "
+                f"`dvc add {path}` and commit, or give the tracked folder that contains it.",
+                repo=self.repo_label,
+                rev=rev,
+                path=path,
+            )
+        md5 = str(out["md5"])
+        is_dir = md5.endswith(".dir")
+        return {
+            "repo": self.repo_label,
+            "path": path,
+            "rev": rev,
+            "sha": sha,
+            "md5": md5,
+            "size": out.get("size"),
+            "nfiles": out.get("nfiles") if is_dir else 1,
+            "hash": out.get("hash") or "md5-dos2unix",
+        }
+
+    def _lock_out(self, sha: str, path: str) -> dict[str, Any] | None:
+        import yaml
+
+        parts = PurePosixPath(path).parts
+        for depth in range(len(parts) - 1, -1, -1):
+            base = PurePosixPath(*parts[:depth]) if depth else PurePosixPath(".")
+            lock = self._show(sha, "dvc.lock" if depth == 0 else f"{base}/dvc.lock")
+            if not lock:
+                continue
+            rel = str(PurePosixPath(*parts[depth:]))
+            for stage in ((yaml.safe_load(lock) or {}).get("stages") or {}).values():
+                for out in stage.get("outs") or []:
+                    if _norm(str(out.get("path", ""))) == rel:
+                        out = dict(out)
+                        out.setdefault("hash", "md5")
+                        return out
+        return None
+
+    def current_version(
+        self, path: str, rev: str | None = None, tag_pattern: str | None = None
+    ) -> dict[str, Any] | None:
+        """{rev, sha, md5} of `path` at the tip of `rev` (or the newest tag matching `tag_pattern`).
+
+        Fetches URL repositories first. None while nothing is tracked there yet (no matching
+        tag, or the path is not tracked at that rev), so waiting for a first version works.
+        """
+        path = _norm(path)
+        self.workdir(refresh=True)
+        try:
+            if tag_pattern:
+                rev, _ = self.newest_tag(tag_pattern, path=path)
+            info = self.path_info(path, rev)
+        except DvcPathNotTrackedError:
+            return None
+        except DvcRevisionNotFoundError:
+            if tag_pattern:
+                return None
+            raise
+        return {"rev": info["rev"], "sha": info["sha"], "md5": info["md5"]}
+
+    def previous_rev(self, path: str, rev: str) -> str | None:
+        """Sha of the newest commit before `rev` whose data for `path` differs (None: first version)."""
+        path = _norm(path)
+        current = self.path_info(path, rev)
+        parts = PurePosixPath(path).parts
+        specs = [f"{path}.dvc", "dvc.lock"] + [
+            f"{PurePosixPath(*parts[:d])}/dvc.lock" for d in range(1, len(parts))
+        ]
+        out = self._git(
+            ["log", "--first-parent", "--format=%H", "-n", "200", f"{current['sha']}^", "--", *specs],
+            cwd=self.workdir(),
+            check=False,
+        )
+        for sha in out.splitlines():
+            try:
+                if self.path_info(path, sha)["md5"] != current["md5"]:
+                    return sha
+            except DvcPathNotTrackedError:
+                return None
+        return None
+
+    # ------------------------------------------------------------------ DVC repo / remote
+    @contextlib.contextmanager
+    def open_repo(self) -> Iterator[Repo]:
+        """`dvc.repo.Repo` on the working copy, with remote overrides and credentials in memory."""
+        from dvc.repo import Repo
+
+        wd = self.workdir()
+        s = self.settings
+        try:
+            base = Repo(str(wd), uninitialized=False)
+        except Exception as err:
+            raise DvcError(
+                self.redact(
+                    f"{self.repo_label} is not a DVC project ({type(err).__name__}: {err}). "
+                    "Run `dvc init` there and commit, or fix the `repo` extra."
+                ),
+                repo=self.repo_label,
+            ) from err
+        remote_name = s.remote or base.config["core"].get("remote")
+        if not remote_name and s.remote_url:
+            remote_name = OVERRIDE_REMOTE_NAME
+        overrides = dict(s.remote_config)
+        if s.remote_url:
+            overrides["url"] = s.remote_url
+        url = overrides.get("url") or (
+            base.config["remote"].get(remote_name, {}).get("url") if remote_name else ""
+        )
+        scheme = urlsplit(str(url or "")).scheme if "://" in str(url or "") else "local"
+        if s.login or s.password:
+            keys = _CREDENTIAL_KEYS.get(scheme)
+            if keys:
+                if s.login:
+                    overrides.setdefault(keys[0], s.login)
+                if s.password:
+                    overrides.setdefault(keys[1], s.password)
+            else:
+                self.log.info("Connection login/password are not used for %s remotes", scheme)
+        if not overrides and (not remote_name or remote_name == base.config["core"].get("remote")):
+            repo = base
+        else:
+            base.close()
+            if remote_name and remote_name not in base.config["remote"] and "url" not in overrides:
+                raise DvcRemoteError(
+                    f"DVC remote {remote_name!r} is not configured in project {self.repo_label}. "
+                    "Add it (`dvc remote add`), fix the `remote` extra, or set `remote_url`.",
+                    repo=self.repo_label,
+                )
+            repo = Repo(str(wd), remote=remote_name, remote_config=overrides or None)
+        repo.llmops_remote = remote_name  # type: ignore[attr-defined]
+        try:
+            yield repo
+        finally:
+            repo.close()
+
+    def check_remote(self, repo: Repo, *, rev: str = "", path: str = "") -> Any:
+        """Fail with DvcRemoteError unless the DVC remote is configured and reachable."""
+        name = getattr(repo, "llmops_remote", None)
+        if not name:
+            raise DvcRemoteError(
+                f"No DVC remote configured for project {self.repo_label} (rev {rev!r}, path {path!r}). "
+                "Set a default remote (`dvc remote add -d`) or the connection's `remote`/`remote_url`.",
+                repo=self.repo_label,
+                rev=rev,
+                path=path,
+            )
+        try:
+            remote = repo.cloud.get_remote(name)
+            if remote.fs.protocol in ("local", "file") or type(remote.fs).__name__ == "LocalFileSystem":
+                ok = os.path.isdir(remote.path)
+            else:
+                ok = bool(remote.fs.exists(remote.path))
+        except Exception as err:
+            raise DvcRemoteError(
+                self.redact(
+                    f"DVC remote {name!r} of project {self.repo_label} is unreachable (rev {rev!r}, "
+                    f"path {path!r}): {type(err).__name__}: {err}. Check its URL and credentials."
+                ),
+                repo=self.repo_label,
+                rev=rev,
+                path=path,
+            ) from err
+        if not ok:
+            raise DvcRemoteError(
+                self.redact(
+                    f"DVC remote {name!r} of project {self.repo_label} does not exist at "
+                    f"{_strip_userinfo(str(remote.path))} (rev {rev!r}, path {path!r}). Create it or fix "
+                    "the remote URL; nothing was transferred."
+                ),
+                repo=self.repo_label,
+                rev=rev,
+                path=path,
+            )
+        return remote
+
+    @staticmethod
+    def _cache_odb(repo: Repo, hash_name: str) -> Any:
+        return repo.cache.legacy if hash_name == "md5-dos2unix" else repo.cache.local
+
+    def _transfer(self, repo: Repo, oids: Sequence[str], hash_name: str, info: dict[str, Any]) -> None:
+        """Fetch objects from the remote into the cache; DvcRemoteError when the remote lacks any."""
+        from dvc_data.hashfile.hash_info import HashInfo
+
+        self.check_remote(repo, rev=info["rev"], path=info["path"])
+        try:
+            result = repo.cloud.pull(
+                [HashInfo(hash_name, oid) for oid in oids],
+                remote=repo.llmops_remote,  # type: ignore[attr-defined]
+            )
+        except DvcError:
+            raise
+        except Exception as err:
+            raise DvcRemoteError(
+                self.redact(
+                    f"Fetching {info['path']!r} at rev {info['rev']!r} from the DVC remote of "
+                    f"{self.repo_label} failed: {type(err).__name__}: {err}"
+                ),
+                repo=self.repo_label,
+                rev=info["rev"],
+                path=info["path"],
+            ) from err
+        if result.failed:
+            raise DvcRemoteError(
+                f"The DVC remote of {self.repo_label} lacks {len(result.failed)} object(s) of "
+                f"{info['path']!r} at rev {info['rev']!r} ({info['sha'][:12]}). Run `dvc push` from a "
+                "copy that has the data, then retry.",
+                repo=self.repo_label,
+                rev=info["rev"],
+                path=info["path"],
+            )
+
+    def _manifest(self, repo: Repo, info: dict[str, Any]) -> list[tuple[str, str]]:
+        """(relpath, md5) of every file of the tracked path; relpath '' for a single file."""
+        md5 = info["md5"]
+        if not md5.endswith(".dir"):
+            return [("", md5)]
+        odb = self._cache_odb(repo, info["hash"])
+        dir_path = Path(odb.oid_to_path(md5))
+        if not dir_path.exists():
+            self._transfer(repo, [md5], info["hash"], info)
+        raw = dir_path.read_bytes()
+        if hashlib.md5(raw).hexdigest() + ".dir" != md5:  # noqa: S324 - DVC's content hash
+            _remove(dir_path)
+            raise DvcChecksumError(
+                f"Directory listing {md5} of {info['path']!r} at rev {info['rev']!r} in {self.repo_label} "
+                "is corrupted (md5 mismatch). It was removed from the cache; if the retry fails the DVC "
+                "remote copy is corrupted too: re-push it from a good copy.",
+                repo=self.repo_label,
+                rev=info["rev"],
+                path=info["path"],
+            )
+        return sorted((str(e["relpath"]), str(e["md5"])) for e in json.loads(raw))
+
+    def changed_files(self, path: str, old_rev: str, new_rev: str) -> dict[str, list[str]]:
+        """Files of `path` added, removed and modified between two revs (by content md5)."""
+        old = self.path_info(path, old_rev)
+        new = self.path_info(path, new_rev)
+        if old["md5"] == new["md5"]:
+            return {"added": [], "removed": [], "modified": []}
+        with self.open_repo() as repo:
+            a = dict(self._manifest(repo, old))
+            b = dict(self._manifest(repo, new))
+        return {
+            "added": sorted(k for k in b if k not in a),
+            "removed": sorted(k for k in a if k not in b),
+            "modified": sorted(k for k in b if k in a and a[k] != b[k]),
+        }
+
+    # ------------------------------------------------------------------ pull
+    def pull(self, path: str, rev: str | None = None, dest: str | os.PathLike[str] = ".") -> dict[str, Any]:
+        """Materialise tracked `path` at `rev` as `dest` (a folder for a tracked folder, else a file).
+
+        Idempotent: a marker next to `dest` (``.<name>.dvc-pull.json``) records the md5; when it
+        and the files on disk match, nothing is transferred. Every file is checked against its md5.
+        Returns ``{repo, path, rev, sha, md5, size, nfiles, hash, local_path, transferred}``.
+        """
+        info = self.path_info(path, rev)
+        target = Path(dest).absolute()
+        marker = target.parent / f".{target.name}{MARKER_SUFFIX}"
+        result = {**info, "local_path": str(target)}
+        if self._marker_matches(marker, target, info):
+            self.log.info(
+                "%s@%s (%s, md5 %s) already at %s: nothing to transfer",
+                info["path"],
+                info["rev"],
+                info["sha"][:12],
+                info["md5"],
+                target,
+            )
+            _write_marker(marker, info)
+            return {**result, "transferred": False}
+        start = time.monotonic()
+        with self.open_repo() as repo:
+            manifest = self._manifest(repo, info)
+            odb = self._cache_odb(repo, info["hash"])
+            missing = sorted({md5 for _, md5 in manifest if not os.path.exists(odb.oid_to_path(md5))})
+            total = int(info.get("size") or 0)
+            if missing:
+                self.log.info(
+                    "Fetching %d object(s) of %s@%s from the DVC remote of %s",
+                    len(missing),
+                    info["path"],
+                    info["rev"],
+                    self.repo_label,
+                )
+
+                def probe() -> tuple[int, int]:
+                    done = [p for p in (Path(odb.oid_to_path(m)) for m in missing) if p.exists()]
+                    return len(done), sum(p.stat().st_size for p in done)
+
+                with _Progress(
+                    self.log, f"fetch {info['path']}", len(missing), total, self.progress_interval, probe
+                ):
+                    self._transfer(repo, missing, info["hash"], info)
+            try:
+                self._materialise(odb, manifest, target, info, total, from_remote=bool(missing))
+            except DvcChecksumError:
+                if missing:
+                    raise
+                # A corrupted cache object was removed: fetch it once more from the remote.
+                self.log.warning(
+                    "Cache object of %s corrupted; fetching it again from the remote", info["path"]
+                )
+                missing = sorted({m for _, m in manifest if not os.path.exists(odb.oid_to_path(m))})
+                self._transfer(repo, missing, info["hash"], info)
+                self._materialise(odb, manifest, target, info, total, from_remote=True)
+        _write_marker(marker, info)
+        elapsed = time.monotonic() - start
+        self.log.info(
+            "Pulled %s@%s (%s, %d files, %.1f MB) to %s in %.1fs",
+            info["path"],
+            info["rev"],
+            info["sha"][:12],
+            len(manifest),
+            total / 1e6,
+            target,
+            elapsed,
+        )
+        return {**result, "transferred": True}
+
+    def _materialise(
+        self,
+        odb: Any,
+        manifest: list[tuple[str, str]],
+        target: Path,
+        info: dict[str, Any],
+        total: int,
+        from_remote: bool,
+    ) -> None:
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}"
+        _remove(tmp)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with _Progress(
+                self.log, f"checkout {info['path']}", len(manifest), total, self.progress_interval
+            ) as progress:
+                for rel, md5 in manifest:
+                    dst = tmp / rel if rel else tmp
+                    src = Path(odb.oid_to_path(md5))
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    if _copy_md5(src, dst, progress) != md5:
+                        _remove(src)
+                        where = (
+                            "the DVC remote's copy is corrupted: re-push it from a good copy "
+                            "(`dvc push` where the data is intact), then retry"
+                            if from_remote
+                            else "the local DVC cache was corrupted; retry to fetch it again"
+                        )
+                        raise DvcChecksumError(
+                            f"Checksum mismatch for {info['path']}/{rel}".rstrip("/")
+                            + f" at rev {info['rev']!r} ({info['sha'][:12]}) of {self.repo_label}: "
+                            f"expected md5 {md5}. The bad object was removed from the cache; {where}.",
+                            repo=self.repo_label,
+                            rev=info["rev"],
+                            path=info["path"],
+                        )
+                    progress.add(0, 1)
+            _remove(target)
+            os.replace(tmp, target)
+        finally:
+            _remove(tmp)
+
+    @staticmethod
+    def _marker_matches(marker: Path, target: Path, info: dict[str, Any]) -> bool:
+        try:
+            data = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            return False
+        if data.get("md5") != info["md5"] or data.get("path") != info["path"] or not target.exists():
+            return False
+        files = [p for p in target.rglob("*") if p.is_file()] if target.is_dir() else [target]
+        if info.get("nfiles") is not None and len(files) != info["nfiles"]:
+            return False
+        size = info.get("size")
+        return size is None or sum(p.stat().st_size for p in files) == size
+
+    # ------------------------------------------------------------------ publish
+    def add_and_publish(self, path: str, tag: str, message: str | None = None) -> dict[str, Any]:
+        """`dvc add` + git commit + git tag + `dvc push` + git push of the workspace data at `path`.
+
+        Everything is validated first (clean tree apart from `path`, tag free or already on the
+        same data, remote and git origin reachable); a failure part-way restores HEAD, the tag
+        and the .dvc file. Returns path_info at the tag plus ``created`` (False: idempotent no-op).
+        """
+        path = _norm(path)
+        message = message or f"Update {path} ({tag})"
+        if not self.is_local_checkout:
+            raise DvcError(
+                f"Publishing {path!r} needs a local git working copy, but {self.repo_label} is a URL. "
+                "Point the `repo` extra (or repo=...) at a clone that holds the new data.",
+                repo=self.repo_label,
+                rev=tag,
+                path=path,
+            )
+        wd = self.workdir()
+        data = wd / path
+        if not data.exists():
+            raise DvcPathNotTrackedError(
+                f"Nothing to publish: {data} does not exist in {self.repo_label} (tag {tag!r}). "
+                "Write the new dataset version there first.",
+                repo=self.repo_label,
+                rev=tag,
+                path=path,
+            )
+        if not self._git_ok(["check-ref-format", f"refs/tags/{tag}"], wd):
+            raise DvcRevisionNotFoundError(
+                f"{tag!r} is not a valid git tag name (repo {self.repo_label}, path {path!r}).",
+                repo=self.repo_label,
+                rev=tag,
+                path=path,
+            )
+        branch = self._git(["symbolic-ref", "--short", "-q", "HEAD"], cwd=wd, check=False)
+        if not branch:
+            raise DvcDirtyWorkspaceError(
+                f"{self.repo_label} has a detached HEAD; check out a branch before publishing {path!r} "
+                f"as {tag!r}.",
+                repo=self.repo_label,
+                rev=tag,
+                path=path,
+            )
+        orig_head = self.resolve_rev("HEAD", path=path)
+        dvc_file = f"{path}.dvc"
+        parent = str(PurePosixPath(path).parent)
+        gitignore = ".gitignore" if parent == "." else f"{parent}/.gitignore"
+        allowed = (path, dvc_file, gitignore)
+        dirty = [
+            entry
+            for entry in self._git(
+                ["status", "--porcelain", "--untracked-files=all"], cwd=wd, check=False
+            ).splitlines()
+            if entry
+            and not any((f := entry[3:].strip('"')) == a or f.startswith(path + "/") for a in allowed)
+        ]
+        if dirty:
+            shown = ", ".join(e[3:] for e in dirty[:10]) + (" ..." if len(dirty) > 10 else "")
+            raise DvcDirtyWorkspaceError(
+                f"Working tree of {self.repo_label} has changes outside {path!r} ({shown}); publishing "
+                f"{tag!r} would commit them. Commit, stash or discard them and retry.",
+                repo=self.repo_label,
+                rev=tag,
+                path=path,
+            )
+        has_origin = self.settings.git_remote in self._git(["remote"], cwd=wd).split()
+        with self.open_repo() as repo:
+            self.check_remote(repo, rev=tag, path=path)
+            if has_origin and not self._git_ok(
+                ["ls-remote", "--quiet", self.settings.git_remote, "HEAD"], wd
+            ):
+                raise DvcRemoteError(
+                    f"git remote {self.settings.git_remote!r} of {self.repo_label} is unreachable; nothing "
+                    f"was published (path {path!r}, tag {tag!r}). Check the URL and credentials.",
+                    repo=self.repo_label,
+                    rev=tag,
+                    path=path,
+                )
+            tag_sha = self._git(
+                ["rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}"], cwd=wd, check=False
+            )
+            if tag_sha:
+                return self._existing_tag(repo, path, tag, tag_sha)
+            saved = {
+                rel: (wd / rel).read_bytes() if (wd / rel).exists() else None for rel in (dvc_file, gitignore)
+            }
+            created_tag = False
+            try:
+                self.log.info("dvc add %s in %s", path, self.repo_label)
+                repo.add(str(data))
+                self._git(
+                    ["add", "--", dvc_file, *([gitignore] if (wd / gitignore).exists() else [])], cwd=wd
+                )
+                if self._git_ok(["diff", "--cached", "--quiet"], wd):
+                    self.log.info("%s unchanged since HEAD; tagging HEAD as %s", path, tag)
+                else:
+                    self._git(["commit", "--quiet", "--no-verify", "-m", message], cwd=wd)
+                self._git(["tag", "-a", tag, "-m", message], cwd=wd)
+                created_tag = True
+                sha = self.resolve_rev("HEAD", path=path)
+                info = self.path_info(path, tag)
+                self.log.info("dvc push %s (%s) to remote %s", path, info["md5"], repo.llmops_remote)  # type: ignore[attr-defined]
+                with _Progress(
+                    self.log,
+                    f"push {path}",
+                    int(info.get("nfiles") or 1),
+                    int(info.get("size") or 0),
+                    self.progress_interval,
+                ):
+                    self._push(repo, [str(data)], rev=tag, path=path)
+                if has_origin:
+                    self._git(
+                        [
+                            "push",
+                            "--quiet",
+                            "--atomic",
+                            self.settings.git_remote,
+                            f"HEAD:refs/heads/{branch}",
+                            f"refs/tags/{tag}",
+                        ],
+                        cwd=wd,
+                    )
+            except BaseException:
+                self.log.error(
+                    "Publishing %s as %s failed; restoring %s to %s", path, tag, branch, orig_head[:12]
+                )
+                if created_tag:
+                    self._git(["tag", "-d", tag], cwd=wd, check=False)
+                self._git(["reset", "--quiet", "--mixed", orig_head], cwd=wd, check=False)
+                for rel, content in saved.items():
+                    if content is None:
+                        (wd / rel).unlink(missing_ok=True)
+                    else:
+                        (wd / rel).write_bytes(content)
+                raise
+        self.log.info("Published %s as %s (%s, md5 %s)", path, tag, sha[:12], info["md5"])
+        return {**info, "rev": tag, "sha": sha, "created": True}
+
+    def _existing_tag(self, repo: Repo, path: str, tag: str, tag_sha: str) -> dict[str, Any]:
+        at_tag = self.path_info(path, tag)
+        head = self._show("HEAD", f"{path}.dvc")
+        head_md5 = self.path_info(path, "HEAD")["md5"] if head else None
+        try:
+            clean = not repo.status(targets=[str(self.workdir() / path)])
+        except Exception:
+            clean = False
+        if clean and head_md5 == at_tag["md5"]:
+            self.log.info("Tag %s already holds %s (md5 %s): nothing to publish", tag, path, at_tag["md5"])
+            return {**at_tag, "rev": tag, "sha": tag_sha, "created": False}
+        raise DvcTagExistsError(
+            f"Tag {tag!r} already exists in {self.repo_label} ({tag_sha[:12]}) with different data for "
+            f"{path!r} (md5 {at_tag['md5']}). Pick a new tag; nothing was changed.",
+            repo=self.repo_label,
+            rev=tag,
+            path=path,
+        )
+
+    def _push(self, repo: Repo, targets: list[str] | None, *, rev: str, path: str) -> int:
+        try:
+            return int(repo.push(targets=targets, remote=repo.llmops_remote) or 0)  # type: ignore[attr-defined]
+        except Exception as err:
+            raise DvcRemoteError(
+                self.redact(
+                    f"dvc push of {path or 'all outputs'!r} (rev {rev!r}) to the remote of {self.repo_label} "
+                    f"failed: {type(err).__name__}: {err}. Check the remote's URL, space and credentials."
+                ),
+                repo=self.repo_label,
+                rev=rev,
+                path=path,
+            ) from err
+
+    def push(self, path: str | None = None) -> dict[str, Any]:
+        """`dvc push` of `path` (or every output) from the local working copy. Returns counts."""
+        wd = self.workdir()
+        rel = _norm(path) if path else ""
+        with self.open_repo() as repo:
+            self.check_remote(repo, rev="HEAD", path=rel)
+            if rel:
+                self.path_info(rel, "HEAD")  # tracked at HEAD, or DvcPathNotTrackedError
+            pushed = self._push(repo, [str(wd / rel)] if rel else None, rev="HEAD", path=rel)
+        self.log.info("Pushed %d object(s) of %s to the DVC remote", pushed, rel or "all outputs")
+        return {"repo": self.repo_label, "path": rel or None, "pushed": pushed}
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            sha = self.resolve_rev()
+            with self.open_repo() as repo:
+                self.check_remote(repo, rev=self.settings.rev)
+        except Exception as err:
+            return False, self.redact(str(err))
+        return True, f"{self.repo_label}@{self.settings.rev} = {sha[:12]}; DVC remote reachable"
+
+
+# ---------------------------------------------------------------------- helpers
+def _secret_values(s: _Settings) -> list[str]:
+    values = [s.password or ""]
+    values += [str(v) for k, v in s.remote_config.items() if _SECRET_KEY_RE.search(k)]
+    for url in (s.repo, s.remote_url or ""):
+        parts = urlsplit(url)
+        if parts.password:
+            values.append(parts.password)
+    return sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
+
+
+def repo_name(repo: str) -> str:
+    """Short name of a project: last path component without ``.git`` (``datasets`` for ``.../datasets.git``)."""
+    tail = re.split(r"[/:]", repo.rstrip("/"))[-1] or "repo"
+    return tail[:-4] if tail.endswith(".git") else tail
+
+
+def _norm(path: str) -> str:
+    p = str(PurePosixPath(str(path).replace("\\", "/")))
+    return p[2:] if p.startswith("./") else p.rstrip("/")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _copy_md5(src: Path, dst: Path, progress: _Progress) -> str:
+    digest = hashlib.md5()  # noqa: S324 - DVC's content hash
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while chunk := fin.read(CHUNK):
+            digest.update(chunk)
+            fout.write(chunk)
+            progress.add(len(chunk))
+    return digest.hexdigest()
+
+
+def _write_marker(marker: Path, info: dict[str, Any]) -> None:
+    keys = ("repo", "path", "rev", "sha", "md5", "size", "nfiles")
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(json.dumps({k: info.get(k) for k in keys}, sort_keys=True))
+    os.replace(tmp, marker)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -1,0 +1,344 @@
+"""Thin operators over `DvcHook`: pull a dataset version, publish one, push data, review a change.
+
+Each operator declares the dataset Asset ``dvc://<repo-name>/<path>`` at parse time (repo-name:
+the last component of `repo` without ``.git``, or the connection id when `repo` is not given)
+and attaches ``{rev, sha, md5, size, nfiles, ...}`` to the asset event at run time.
+
+Without an explicit rev, `DvcPullOperator` and `DvcDatasetReviewOperator` use the last commit
+on the branch at or before the run's logical date, so a backfill reproduces the data each date saw.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset, BaseOperator, Context
+
+from airflow_provider_llmops.hooks.dvc import DEFAULT_CONN_ID, DvcHook, repo_name
+
+__all__ = [
+    "DvcAddOperator",
+    "DvcDatasetReviewOperator",
+    "DvcPullOperator",
+    "DvcPushOperator",
+    "dvc_asset",
+]
+
+ASSET_KEYS = ("repo", "path", "rev", "sha", "md5", "size", "nfiles")
+
+
+def dvc_asset(repo_or_conn: str, path: str) -> Asset:
+    """The Asset of a DVC-tracked path: ``dvc://<repo-name>/<path>``."""
+    return Asset(f"dvc://{repo_name(repo_or_conn)}/{path.strip('/')}")
+
+
+def _templated(*values: str | None) -> bool:
+    return any(v and "{{" in v for v in values)
+
+
+def _work_root() -> Path:
+    return Path(os.environ.get("LLMOPS_DVC_WORK_DIR") or Path(tempfile.gettempdir()) / "airflow-llmops-dvc")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "data"
+
+
+def _require(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+
+
+class _DvcBaseOperator(BaseOperator):
+    """Shared: connection + repo override, the dataset Asset declared at parse time."""
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        dvc_conn_id: str = DEFAULT_CONN_ID,
+        repo: str | None = None,
+        emit_asset: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        _require("path", path)
+        if os.path.isabs(path) or ".." in Path(path).parts:
+            raise ValueError(f"path must be relative to the DVC project root, got {path!r}")
+        self.path = path
+        self.dvc_conn_id = dvc_conn_id
+        self.repo = repo
+        self.asset: Asset | None = None
+        if emit_asset and not _templated(path, repo):
+            self.asset = self._make_asset(repo or dvc_conn_id, path)
+            outlets = list(kwargs.pop("outlets", None) or [])
+            kwargs["outlets"] = [*outlets, self.asset]
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def _make_asset(repo_or_conn: str, path: str) -> Asset:
+        return dvc_asset(repo_or_conn, path)
+
+    def get_hook(self) -> DvcHook:
+        return DvcHook(self.dvc_conn_id, repo=self.repo)
+
+    def _emit(self, context: Context, extra: dict[str, Any]) -> None:
+        if self.asset is None:
+            return
+        events = context.get("outlet_events")
+        if events is not None:
+            events[self.asset].extra = extra
+
+    def _resolve(
+        self, hook: DvcHook, context: Context, rev: str | None, branch: str | None
+    ) -> tuple[str, str]:
+        """(rev label, sha): explicit rev, else the branch as of the logical date, else the branch tip."""
+        if rev:
+            return rev, hook.resolve_rev(rev, path=self.path)
+        logical_date = context.get("logical_date")
+        if logical_date is not None:
+            sha = hook.resolve_rev_at(logical_date, branch, path=self.path)
+            self.log.info(
+                "No rev given: %s as of logical date %s is %s",
+                branch or hook.settings.rev,
+                logical_date.isoformat(),
+                sha[:12],
+            )
+            return sha, sha
+        label = branch or hook.settings.rev
+        return label, hook.resolve_rev(label, path=self.path)
+
+
+class DvcPullOperator(_DvcBaseOperator):
+    """Materialise a DVC-tracked path at a rev into `local_path` (idempotent, md5-verified).
+
+    :param path: tracked path inside the project (a folder or file with a ``.dvc`` file).
+    :param local_path: where the data goes (the folder itself, or the file).
+    :param rev: branch, tag or commit; default: the last commit of `branch` at or before the
+        logical date (branch tip for runs without one).
+    :param branch: branch for date resolution (default: the connection's rev).
+    :return: ``{repo, path, rev, sha, md5, size, nfiles, local_path, transferred}``.
+    """
+
+    template_fields: Sequence[str] = ("path", "local_path", "rev", "branch", "repo")
+    ui_color = "#945dd6"
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        local_path: str,
+        rev: str | None = None,
+        branch: str | None = None,
+        dvc_conn_id: str = DEFAULT_CONN_ID,
+        repo: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _require("local_path", local_path)
+        if rev is not None:
+            _require("rev", rev)
+        super().__init__(path=path, dvc_conn_id=dvc_conn_id, repo=repo, **kwargs)
+        self.local_path = local_path
+        self.rev = rev
+        self.branch = branch
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = self.get_hook()
+        label, sha = self._resolve(hook, context, self.rev, self.branch)
+        result = hook.pull(self.path, sha, self.local_path)
+        result["rev"] = label
+        self._emit(context, {k: result.get(k) for k in ASSET_KEYS})
+        return {k: result.get(k) for k in (*ASSET_KEYS, "local_path", "transferred")}
+
+
+class DvcAddOperator(_DvcBaseOperator):
+    """Publish the workspace data at `path` as a new version: dvc add, commit, tag, dvc push, git push.
+
+    Validates first (clean tree apart from `path`, tag unused, remotes reachable); re-running
+    with the same tag and data is a no-op. Needs `repo` to be a local git working copy.
+    :return: ``{repo, path, rev (the tag), sha, md5, size, nfiles, created}``.
+    """
+
+    template_fields: Sequence[str] = ("path", "tag", "message", "repo")
+    ui_color = "#945dd6"
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        tag: str,
+        message: str | None = None,
+        dvc_conn_id: str = DEFAULT_CONN_ID,
+        repo: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _require("tag", tag)
+        super().__init__(path=path, dvc_conn_id=dvc_conn_id, repo=repo, **kwargs)
+        self.tag = tag
+        self.message = message
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        result = self.get_hook().add_and_publish(self.path, self.tag, self.message)
+        self._emit(context, {k: result.get(k) for k in ASSET_KEYS})
+        return {k: result.get(k) for k in (*ASSET_KEYS, "created")}
+
+
+class DvcPushOperator(BaseOperator):
+    """`dvc push` of `path` (or every output when None) from a local working copy to the remote.
+
+    :return: ``{repo, path, pushed}`` (number of objects transferred).
+    """
+
+    template_fields: Sequence[str] = ("path", "repo")
+
+    def __init__(
+        self,
+        *,
+        path: str | None = None,
+        dvc_conn_id: str = DEFAULT_CONN_ID,
+        repo: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if path is not None:
+            _require("path", path)
+        super().__init__(**kwargs)
+        self.path = path
+        self.dvc_conn_id = dvc_conn_id
+        self.repo = repo
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return DvcHook(self.dvc_conn_id, repo=self.repo).push(self.path)
+
+
+class DvcDatasetReviewOperator(_DvcBaseOperator):
+    """Materialise two versions of a dataset and write a review (markdown, charts, summary).
+
+    :param new_rev: version to review; default as in DvcPullOperator (logical date, then tip).
+    :param old_rev: baseline; default: the ``new_sha`` of this task's last successful run, else
+        the previous commit that changed the data (None: first version, everything is new).
+    :param output_dir: where review.md and the charts go (default: a folder named after the
+        two shas under ``$LLMOPS_DVC_WORK_DIR`` or the temp dir).
+    :param data_dir: where both versions are materialised (default: next to output_dir).
+    :return: ``{markdown, charts, summary_text, summary, old_rev, new_rev, old_sha, new_sha}``.
+    The asset event on ``dvc-review://<repo-name>/<path>`` carries the revs, shas and summary.
+    """
+
+    template_fields: Sequence[str] = (
+        "path",
+        "new_rev",
+        "old_rev",
+        "output_dir",
+        "data_dir",
+        "branch",
+        "repo",
+    )
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        new_rev: str | None = None,
+        old_rev: str | None = None,
+        output_dir: str | None = None,
+        data_dir: str | None = None,
+        branch: str | None = None,
+        dvc_conn_id: str = DEFAULT_CONN_ID,
+        repo: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for name, value in (("new_rev", new_rev), ("old_rev", old_rev), ("output_dir", output_dir)):
+            if value is not None:
+                _require(name, value)
+        super().__init__(path=path, dvc_conn_id=dvc_conn_id, repo=repo, **kwargs)
+        self.new_rev = new_rev
+        self.old_rev = old_rev
+        self.output_dir = output_dir
+        self.data_dir = data_dir
+        self.branch = branch
+
+    @staticmethod
+    def _make_asset(repo_or_conn: str, path: str) -> Asset:
+        return Asset(f"dvc-review://{repo_name(repo_or_conn)}/{path.strip('/')}")
+
+    def _previous_sha(self, context: Context) -> str | None:
+        """`new_sha` from this task's last successful run, when the API offers it."""
+        ti = context.get("ti")
+        if ti is None:
+            return None
+        try:
+            from airflow.sdk import TaskInstanceState
+
+            prev = ti.get_previous_ti(state=TaskInstanceState.SUCCESS)  # type: ignore[union-attr]
+            if prev is None:
+                return None
+            value = ti.xcom_pull(task_ids=self.task_id, dag_id=ti.dag_id, run_id=prev.run_id)
+        except Exception as err:  # older API or no previous run: fall back to git history
+            self.log.info("No previous successful run to compare with (%s)", type(err).__name__)
+            return None
+        return value.get("new_sha") if isinstance(value, dict) else None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_llmops.dataset_review import review_datasets
+
+        hook = self.get_hook()
+        new_label, new_sha = self._resolve(hook, context, self.new_rev, self.branch)
+        old_label: str | None
+        old_sha: str | None
+        if self.old_rev:
+            old_label, old_sha = self.old_rev, hook.resolve_rev(self.old_rev, path=self.path)
+        else:
+            old_sha = self._previous_sha(context)
+            if old_sha and old_sha != new_sha:
+                self.log.info("Baseline: the last successful run reviewed %s", old_sha[:12])
+            else:
+                old_sha = hook.previous_rev(self.path, new_sha)
+                self.log.info(
+                    "Baseline: previous change of %s is %s", self.path, old_sha or "none (first version)"
+                )
+            old_label = old_sha
+        tag = f"{old_sha[:12] if old_sha else 'none'}..{new_sha[:12]}"
+        root = _work_root() / _slug(hook.repo_name) / _slug(self.path)
+        out_dir = Path(self.output_dir) if self.output_dir else root / "review" / tag
+        data_dir = Path(self.data_dir) if self.data_dir else root / "data"
+        name = Path(self.path).name
+        new_info = hook.pull(self.path, new_sha, data_dir / new_sha[:12] / name)
+        old_dir: Path | None = None
+        if old_sha:
+            old_info = hook.pull(self.path, old_sha, data_dir / old_sha[:12] / name)
+            old_dir = Path(old_info["local_path"])
+        review = review_datasets(
+            old_dir,
+            Path(new_info["local_path"]),
+            out_dir,
+            old_label=str(old_label or "none"),
+            new_label=str(new_label),
+        )
+        self.log.info("Dataset review of %s (%s):\n%s", self.path, tag, review.summary_text)
+        result = {
+            "markdown": str(review.markdown_path),
+            "charts": [str(p) for p in review.chart_paths],
+            "summary_text": review.summary_text,
+            "summary": review.summary,
+            "old_rev": old_label,
+            "new_rev": new_label,
+            "old_sha": old_sha,
+            "new_sha": new_sha,
+        }
+        self._emit(
+            context,
+            {
+                "repo": hook.repo_label,
+                "path": self.path,
+                "old_rev": old_label,
+                "new_rev": new_label,
+                "old_sha": old_sha,
+                "new_sha": new_sha,
+                "md5": new_info["md5"],
+                "summary": review.summary,
+            },
+        )
+        return result

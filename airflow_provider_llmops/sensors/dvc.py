@@ -1,0 +1,156 @@
+"""Wait until a DVC-tracked path has a new version (new md5) on a branch or a tag pattern."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
+
+from airflow_provider_llmops.exceptions import DvcWaitError
+from airflow_provider_llmops.hooks.dvc import DEFAULT_CONN_ID, DvcHook
+from airflow_provider_llmops.triggers.dvc import DvcUpdateTrigger, check_for_update
+
+__all__ = ["DvcUpdateSensor"]
+
+
+class DvcUpdateSensor(BaseSensorOperator):
+    """Waits for a new md5 of `path` at the tip of `rev` (a branch) or the newest tag matching `tag_pattern`.
+
+    :param path: tracked path inside the project.
+    :param rev: branch to watch (default ``main``); ignored when `tag_pattern` is set.
+    :param tag_pattern: glob such as ``v*``: watch the newest matching tag instead.
+    :param since_md5: md5 that counts as "old"; default: the md5 this task returned in its last
+        successful run, else the md5 when waiting starts.
+    :param deferrable: wait in the triggerer (default) instead of occupying a worker slot.
+    :return: ``{rev, sha, md5}`` of the new version.
+    """
+
+    template_fields: Sequence[str] = ("path", "rev", "tag_pattern", "since_md5", "repo")
+    ui_color = "#b07cff"
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        rev: str = "main",
+        tag_pattern: str | None = None,
+        since_md5: str | None = None,
+        dvc_conn_id: str = DEFAULT_CONN_ID,
+        repo: str | None = None,
+        deferrable: bool = True,
+        poke_interval: float = 60,
+        timeout: float = 7 * 24 * 3600,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(path, str) or not path.strip():
+            raise ValueError(f"path must be a non-empty string, got {path!r}")
+        if tag_pattern is not None and (not isinstance(tag_pattern, str) or not tag_pattern.strip()):
+            raise ValueError(f"tag_pattern must be a non-empty glob such as 'v*', got {tag_pattern!r}")
+        if not tag_pattern and (not isinstance(rev, str) or not rev.strip()):
+            raise ValueError(f"rev must be a branch name, got {rev!r}")
+        if kwargs.get("mode") == "reschedule" and since_md5 is None:
+            raise ValueError(
+                "mode='reschedule' forgets the md5 seen when waiting started; pass since_md5 or use "
+                "deferrable=True / mode='poke'"
+            )
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.path = path
+        self.rev = rev
+        self.tag_pattern = tag_pattern
+        self.since_md5 = since_md5
+        self.dvc_conn_id = dvc_conn_id
+        self.repo = repo
+        self.deferrable = deferrable
+        self._baseline: str | None = since_md5
+
+    def _previous_md5(self, context: Context) -> str | None:
+        ti = context.get("ti")
+        if ti is None:
+            return None
+        try:
+            from airflow.sdk import TaskInstanceState
+
+            prev = ti.get_previous_ti(state=TaskInstanceState.SUCCESS)  # type: ignore[union-attr]
+            if prev is None:
+                return None
+            value = ti.xcom_pull(task_ids=self.task_id, dag_id=ti.dag_id, run_id=prev.run_id)
+        except Exception as err:
+            self.log.info("No previous successful run to compare with (%s)", type(err).__name__)
+            return None
+        return value.get("md5") if isinstance(value, dict) else None
+
+    def _rev(self) -> str | None:
+        return None if self.tag_pattern else self.rev
+
+    def _init_baseline(self, context: Context) -> None:
+        if self.since_md5:
+            self._baseline = self.since_md5
+            return
+        self._baseline = self._previous_md5(context)
+        if self._baseline is None:
+            current = DvcHook(self.dvc_conn_id, repo=self.repo).current_version(
+                self.path, self._rev(), self.tag_pattern
+            )
+            self._baseline = current["md5"] if current else None
+            self.log.info("Waiting for %s to change from md5 %s", self.path, self._baseline)
+        else:
+            self.log.info(
+                "Waiting for %s to change from md5 %s (last successful run)", self.path, self._baseline
+            )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        found = check_for_update(
+            self.dvc_conn_id, self.repo, self.path, self._rev(), self.tag_pattern, self._baseline
+        )
+        if found is None:
+            return PokeReturnValue(is_done=False)
+        self.log.info(
+            "New version of %s: %s (%s, md5 %s)", self.path, found["rev"], found["sha"][:12], found["md5"]
+        )
+        return PokeReturnValue(is_done=True, xcom_value=found)
+
+    def execute(self, context: Context) -> Any:
+        self._init_baseline(context)
+        if not self.deferrable:
+            return super().execute(context)
+        first = self.poke(context)
+        if first.is_done:
+            return first.xcom_value
+        self.defer(
+            trigger=DvcUpdateTrigger(
+                path=self.path,
+                since_md5=self._baseline,
+                rev=self._rev(),
+                tag_pattern=self.tag_pattern,
+                dvc_conn_id=self.dvc_conn_id,
+                repo=self.repo,
+                poke_interval=self.poke_interval,
+                timeout=self.timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        where = f"{self.path!r} at {self.tag_pattern or self.rev!r}"
+        if not event:
+            raise DvcWaitError(
+                f"Waiting for {where} ended without an event from the trigger.", path=self.path
+            )
+        status = event.get("status")
+        if status == "success":
+            return {"rev": event["rev"], "sha": event["sha"], "md5": event["md5"]}
+        if status == "timeout":
+            from airflow.sdk.exceptions import AirflowSensorTimeout
+
+            raise AirflowSensorTimeout(
+                f"No new version of {where} (md5 other than {event.get('since_md5')}) within "
+                f"{event.get('timeout')}s. Publish one, or raise timeout."
+            )
+        raise DvcWaitError(
+            f"Waiting for a new version of {where} failed: {event.get('error_type')}: {event.get('error')}",
+            rev=str(self.tag_pattern or self.rev),
+            path=self.path,
+        )

@@ -1,0 +1,141 @@
+"""DvcHook against a real git + DVC project with a local-folder remote (no mocks)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_llmops.hooks.dvc import DvcHook
+from tests.fixtures.dvc import V1_FILES, V2_FILES
+
+pytestmark = pytest.mark.integration
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_resolve_revs_and_path_info(dvc_dataset, dvc_conn):
+    hook = DvcHook(dvc_conn)
+    assert hook.resolve_rev("v1") == dvc_dataset["v1"]
+    assert hook.resolve_rev("main") == dvc_dataset["v2"]
+    assert hook.resolve_rev(dvc_dataset["v1"][:10]) == dvc_dataset["v1"]
+    info = hook.path_info("data/train", "v1")
+    assert info["md5"] == dvc_dataset["md5_v1"]
+    assert info["nfiles"] == 2
+    assert info["size"] == sum(len(v) for v in V1_FILES.values())
+    assert info["sha"] == dvc_dataset["v1"]
+
+
+def test_pull_at_rev_then_second_pull_transfers_nothing(dvc_dataset, dvc_conn, tmp_path):
+    project = dvc_dataset["project"]
+    # An empty local cache: the data must come from the DVC remote folder.
+    for p in project.cache_dir().rglob("*"):
+        if p.is_file():
+            p.chmod(0o644)
+    import shutil
+
+    shutil.rmtree(project.cache_dir())
+    hook = DvcHook(dvc_conn)
+    dest = tmp_path / "out" / "train"
+    first = hook.pull("data/train", "v1", dest)
+    assert first["transferred"] is True
+    assert first["md5"] == dvc_dataset["md5_v1"]
+    assert _files(dest) == V1_FILES
+    marker = json.loads((dest.parent / ".train.dvc-pull.json").read_text())
+    assert marker["sha"] == dvc_dataset["v1"] and marker["md5"] == dvc_dataset["md5_v1"]
+
+    mtimes = {p: p.stat().st_mtime_ns for p in dest.rglob("*")}
+    second = hook.pull("data/train", "v1", dest)
+    assert second["transferred"] is False
+    assert {p: p.stat().st_mtime_ns for p in dest.rglob("*")} == mtimes
+
+    third = hook.pull("data/train", "v2", dest)
+    assert third["transferred"] is True
+    assert _files(dest) == V2_FILES
+
+
+def test_pull_repairs_locally_modified_destination(dvc_dataset, dvc_conn, tmp_path):
+    hook = DvcHook(dvc_conn)
+    dest = tmp_path / "train"
+    hook.pull("data/train", "v1", dest)
+    (dest / "train.jsonl").write_text("tampered\n")
+    assert hook.pull("data/train", "v1", dest)["transferred"] is True
+    assert _files(dest) == V1_FILES
+
+
+def test_pull_through_clone_of_git_url(dvc_dataset, dvc_conn_factory, tmp_path):
+    project = dvc_dataset["project"]
+    conn = dvc_conn_factory("dvc_origin", f"file://{project.origin}")
+    hook = DvcHook(conn)
+    result = hook.pull("data/train", "v2", tmp_path / "train")
+    assert result["sha"] == dvc_dataset["v2"]
+    assert _files(tmp_path / "train") == V2_FILES
+
+
+def test_backfill_dates_resolve_to_the_revs_each_date_saw(dvc_dataset, dvc_conn):
+    hook = DvcHook(dvc_conn)
+    init = dvc_dataset["project"].git("rev-list", "--max-parents=0", "HEAD")
+    cases = {
+        datetime(2024, 1, 1, 12, tzinfo=timezone.utc): init,
+        datetime(2024, 1, 2, 11, 59, tzinfo=timezone.utc): init,
+        datetime(2024, 1, 2, 12, tzinfo=timezone.utc): dvc_dataset["v1"],
+        datetime(2024, 1, 4, tzinfo=timezone.utc): dvc_dataset["v1"],
+        datetime(2024, 1, 5, 12, 0, 1, tzinfo=timezone.utc): dvc_dataset["v2"],
+        datetime(2025, 6, 1, tzinfo=timezone.utc): dvc_dataset["v2"],
+    }
+    for when, sha in cases.items():
+        assert hook.resolve_rev_at(when, "main") == sha, when
+
+
+def test_changed_files_and_previous_rev(dvc_dataset, dvc_conn):
+    hook = DvcHook(dvc_conn)
+    assert hook.changed_files("data/train", "v1", "v2") == {
+        "added": ["extra.jsonl"],
+        "removed": ["meta/info.json"],
+        "modified": ["train.jsonl"],
+    }
+    assert hook.previous_rev("data/train", "v2") == dvc_dataset["v1"]
+    assert hook.previous_rev("data/train", "v1") is None
+
+
+def test_add_and_publish_new_version(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    before_remote = project.remote_objects()
+    project.write_files("data/train", {"train.jsonl": '{"id": 5, "text": "v3", "label": "a"}\n'})
+    result = DvcHook(dvc_conn).add_and_publish("data/train", "v3", "Dataset v3")
+    assert result["created"] is True
+    tags = project.tags()
+    assert tags["v3"] == project.head() == result["sha"]
+    assert project.git("log", "-1", "--format=%s") == "Dataset v3"
+    origin = project.origin_refs()
+    assert origin["refs/heads/main"] == result["sha"]
+    assert "refs/tags/v3" in origin
+    new_objects = project.remote_objects() - before_remote
+    md5 = result["md5"]
+    assert f"files/md5/{md5[:2]}/{md5[2:]}" in new_objects
+    assert len(new_objects) == 2  # the .dir listing and the one new file
+    assert project.git("status", "--porcelain") == ""
+
+
+def test_add_and_publish_same_tag_same_data_is_noop(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    before = project.snapshot()
+    result = DvcHook(dvc_conn).add_and_publish("data/train", "v2", "again")
+    assert result["created"] is False
+    assert result["sha"] == dvc_dataset["v2"]
+    assert project.snapshot() == before
+
+
+def test_push_reports_objects(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    import shutil
+
+    shutil.rmtree(project.remote)
+    project.remote.mkdir()
+    result = DvcHook(dvc_conn).push("data/train")
+    assert result["pushed"] == 3  # v2's .dir and two files (cache has v1 too, not pushed)
+    assert len(project.remote_objects()) == 3
