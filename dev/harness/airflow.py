@@ -30,6 +30,8 @@ from dev.harness.common import (
     free_port,
     http_get,
     log_tail,
+    serve_until_stopped,
+    stop_on_signal,
 )
 
 ADMIN_USER = "admin"
@@ -224,23 +226,11 @@ class AirflowStandalone:
 
 def main(argv: list[str]) -> int:
     """`python -m dev.harness airflow [name]`: run a standalone Airflow until interrupted."""
-    import signal
-
     name = argv[0] if argv else "standalone"
     env = prepare_airflow_env(name)
-    with AirflowStandalone(env) as af:
+    with stop_on_signal() as stop, AirflowStandalone(env) as af:
         print(f"AIRFLOW_URL={af.url}")
         print(f"AIRFLOW_HOME={env['AIRFLOW_HOME']}")
         print(f"login: {ADMIN_USER} / password in {env['AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE']}")
         sys.stdout.flush()
-        stop = False
-
-        def _stop(*_: object) -> None:
-            nonlocal stop
-            stop = True
-
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
-        while not stop and af.process.alive():
-            time.sleep(1)
-    return 0
+        return serve_until_stopped(af.process, stop, af.process.log_path)

@@ -7,14 +7,17 @@ stopped by that group's id (TERM, wait, then KILL), never by name.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -161,3 +164,40 @@ class ServiceProcess:
             os.killpg(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Serialise downloads and installs between concurrent sessions sharing CACHE_DIR/WORK_DIR."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def stop_on_signal() -> Iterator[threading.Event]:
+    """Set the yielded event on SIGINT/SIGTERM (for the CLI's serve-until-stopped loops)."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve_until_stopped(process: ServiceProcess | None, stop: threading.Event, log_path: Path | None) -> int:
+    """Block until `stop` is set (0) or the server process dies (1, with a pointer to its log)."""
+    while not stop.wait(1.0):
+        if process is None or not process.alive():
+            print(f"error: the server exited; see {log_path}", file=sys.stderr)
+            return 1
+    return 0

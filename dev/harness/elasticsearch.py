@@ -38,21 +38,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -62,9 +59,12 @@ from dev.harness.common import (
     HarnessError,
     ServiceProcess,
     ensure_port_free,
+    file_lock,
     free_port,
     http_get,
     log_tail,
+    serve_until_stopped,
+    stop_on_signal,
 )
 
 DEFAULT_VERSION = "9.5.4"
@@ -155,18 +155,6 @@ def resolve_java_home(java_home: str | os.PathLike[str] | None = None) -> Path:
 # --------------------------------------------------------------------------- download & install
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Serialise download/extract between concurrent test sessions on one machine."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _expected_sha1(url: str, version: str) -> str:
     status, body = http_get(url + ".sha1", timeout=30)
     if status == 200 and body.strip():
@@ -188,7 +176,7 @@ def download_distribution(version: str | None = None, cache_dir: Path | None = N
     target = cache_dir / f"elasticsearch-{version}.zip"
     if target.is_file():
         return target
-    with _file_lock(cache_dir / f"elasticsearch-{version}.zip.lock"):
+    with file_lock(cache_dir / f"elasticsearch-{version}.zip.lock"):
         if target.is_file():
             return target
         url = MAVEN_URL.format(version=version)
@@ -256,7 +244,7 @@ def install_distribution(version: str | None = None, user: str | None = None) ->
             _chown_tree(home, user)
         return home
     archive = download_distribution(version)
-    with _file_lock(WORK_DIR / f"elasticsearch-{version}.lock"):
+    with file_lock(WORK_DIR / f"elasticsearch-{version}.lock"):
         if (home / _INSTALLED_MARKER).is_file():
             return home
         staging = Path(tempfile.mkdtemp(prefix=f"elasticsearch-{version}.", dir=WORK_DIR))
@@ -507,12 +495,6 @@ def main(argv: Sequence[str]) -> int:
             parser.error(f"-E expects KEY=VALUE, got {item!r}")
         extra[key] = value
 
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     server = ElasticsearchServer(
         args.name,
         http_port=args.http_port,
@@ -521,24 +503,19 @@ def main(argv: Sequence[str]) -> int:
         startup_timeout=args.timeout,
         fresh=args.fresh,
     )
-    try:
+    with stop_on_signal() as stop:
         try:
-            server.start()
-        except HarnessError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        print(f"ELASTICSEARCH_URL={server.url}", flush=True)
-        print(
-            f"# ready in {server.startup_seconds:.1f}s; logs in {server.run_dir}/logs; Ctrl-C to stop",
-            file=sys.stderr,
-            flush=True,
-        )
-        while not stop.wait(1.0):
-            if server.process is None or not server.process.alive():
-                print(f"error: elasticsearch exited; see {server.console_log}", file=sys.stderr)
+            try:
+                server.start()
+            except HarnessError as err:
+                print(f"error: {err}", file=sys.stderr)
                 return 1
-        return 0
-    finally:
-        server.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            print(f"ELASTICSEARCH_URL={server.url}", flush=True)
+            print(
+                f"# ready in {server.startup_seconds:.1f}s; logs in {server.run_dir}/logs; Ctrl-C to stop",
+                file=sys.stderr,
+                flush=True,
+            )
+            return serve_until_stopped(server.process, stop, server.console_log)
+        finally:
+            server.stop()

@@ -33,19 +33,15 @@ CLI: ``python -m dev.harness triton [--model-repository DIR] [--demo-model NAME]
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -55,9 +51,12 @@ from dev.harness.common import (
     HarnessError,
     ServiceProcess,
     ensure_port_free,
+    file_lock,
     free_port,
     http_get,
     log_tail,
+    serve_until_stopped,
+    stop_on_signal,
 )
 
 PYTRITON_VERSION = "0.7.0"
@@ -68,18 +67,6 @@ MODEL_ENV_PACKAGES = ("numpy==1.26.4",)
 DEFAULT_STARTUP_TIMEOUT = 60.0
 RUNS_DIR = WORK_DIR / "triton-runs"
 PIP = (sys.executable, "-m", "pip")
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Serialise installs between concurrent sessions sharing WORK_DIR/CACHE_DIR."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run(argv: Sequence[str], what: str, timeout: float = 600) -> str:
@@ -102,7 +89,7 @@ def download_wheel(cache_dir: Path | None = None) -> Path:
     if wheel.is_file():
         return wheel
     wheels.mkdir(parents=True, exist_ok=True)
-    with _file_lock(wheels / ".pytriton.lock"):
+    with file_lock(wheels / ".pytriton.lock"):
         if not wheel.is_file():
             _run(
                 [*PIP, "download", "--no-deps", "--only-binary=:all:", "-d", str(wheels), WHEEL_REQUIREMENT],
@@ -128,7 +115,7 @@ def install_tritonserver(work_dir: Path | None = None) -> Path:
     """
     home = (work_dir or WORK_DIR) / f"pytriton-{PYTRITON_VERSION}"
     root = home / "pytriton" / "tritonserver"
-    with _file_lock((work_dir or WORK_DIR) / ".pytriton.lock"):
+    with file_lock((work_dir or WORK_DIR) / ".pytriton.lock"):
         if not (home / ".complete").is_file():
             wheel = download_wheel()
             tmp = Path(tempfile.mkdtemp(prefix=".pytriton-", dir=home.parent))
@@ -189,7 +176,7 @@ def ensure_model_env(work_dir: Path | None = None) -> Path:
     want = "\n".join(MODEL_ENV_PACKAGES) + "\n"
     if marker.is_file() and marker.read_text() == want:
         return env
-    with _file_lock((work_dir or WORK_DIR) / ".triton-pyenv.lock"):
+    with file_lock((work_dir or WORK_DIR) / ".triton-pyenv.lock"):
         if marker.is_file() and marker.read_text() == want:
             return env
         if env.exists():
@@ -478,12 +465,6 @@ def main(argv: Sequence[str]) -> int:
     if args.demo_model:
         write_python_model(repo, args.demo_model)
 
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     server = TritonServer(
         repo,
         http_port=args.http_port,
@@ -493,31 +474,26 @@ def main(argv: Sequence[str]) -> int:
         load_models=args.load_model,
         startup_timeout=args.timeout,
     )
-    try:
+    with stop_on_signal() as stop:
         try:
-            server.start()
-        except HarnessError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        print(f"TRITON_HTTP_URL={server.http_url}", flush=True)
-        print(f"TRITON_GRPC_URL={server.grpc_url}", flush=True)
-        print(f"TRITON_MODEL_REPOSITORY={server.model_repository}", flush=True)
-        if server.metrics_url:
-            print(f"TRITON_METRICS_URL={server.metrics_url}", flush=True)
-        print(
-            f"# ready in {server.startup_seconds:.1f}s; log in {server.log_path}; Ctrl-C to stop",
-            file=sys.stderr,
-            flush=True,
-        )
-        while not stop.wait(1.0):
-            if server.process is None or not server.process.alive():
-                print(f"error: tritonserver exited; see {server.log_path}", file=sys.stderr)
+            try:
+                server.start()
+            except HarnessError as err:
+                print(f"error: {err}", file=sys.stderr)
                 return 1
-        return 0
-    finally:
-        server.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            print(f"TRITON_HTTP_URL={server.http_url}", flush=True)
+            print(f"TRITON_GRPC_URL={server.grpc_url}", flush=True)
+            print(f"TRITON_MODEL_REPOSITORY={server.model_repository}", flush=True)
+            if server.metrics_url:
+                print(f"TRITON_METRICS_URL={server.metrics_url}", flush=True)
+            print(
+                f"# ready in {server.startup_seconds:.1f}s; log in {server.log_path}; Ctrl-C to stop",
+                file=sys.stderr,
+                flush=True,
+            )
+            return serve_until_stopped(server.process, stop, server.log_path)
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":
