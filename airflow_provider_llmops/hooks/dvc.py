@@ -644,9 +644,11 @@ class DvcHook(BaseHook):
                 rev=info["rev"],
                 path=info["path"],
             ) from err
-        if result.failed:
+        odb = self._cache_odb(repo, hash_name)
+        absent = [oid for oid in oids if not os.path.exists(odb.oid_to_path(oid))]
+        if result.failed or absent:
             raise DvcRemoteError(
-                f"The DVC remote of {self.repo_label} lacks {len(result.failed)} object(s) of "
+                f"The DVC remote of {self.repo_label} lacks {len(result.failed) or len(absent)} object(s) of "
                 f"{info['path']!r} at rev {info['rev']!r} ({info['sha'][:12]}). Run `dvc push` from a "
                 "copy that has the data, then retry.",
                 repo=self.repo_label,
@@ -779,27 +781,31 @@ class DvcHook(BaseHook):
             with _Progress(
                 self.log, f"checkout {info['path']}", len(manifest), total, self.progress_interval
             ) as progress:
+                bad: list[str] = []
                 for rel, md5 in manifest:
                     dst = tmp / rel if rel else tmp
                     src = Path(odb.oid_to_path(md5))
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     if _copy_md5(src, dst, progress) != md5:
-                        _remove(src)
-                        where = (
-                            "the DVC remote's copy is corrupted: re-push it from a good copy "
-                            "(`dvc push` where the data is intact), then retry"
-                            if from_remote
-                            else "the local DVC cache was corrupted; retry to fetch it again"
-                        )
-                        raise DvcChecksumError(
-                            f"Checksum mismatch for {info['path']}/{rel}".rstrip("/")
-                            + f" at rev {info['rev']!r} ({info['sha'][:12]}) of {self.repo_label}: "
-                            f"expected md5 {md5}. The bad object was removed from the cache; {where}.",
-                            repo=self.repo_label,
-                            rev=info["rev"],
-                            path=info["path"],
-                        )
+                        _remove(src)  # never leave a bad object in the cache
+                        bad.append(rel or PurePosixPath(info["path"]).name)
                     progress.add(0, 1)
+                if bad:
+                    where = (
+                        "the DVC remote's copy is corrupted: re-push it from a good copy "
+                        "(`dvc push` where the data is intact), then retry"
+                        if from_remote
+                        else "the local DVC cache was corrupted; retry to fetch it again"
+                    )
+                    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+                    raise DvcChecksumError(
+                        f"Checksum mismatch for {len(bad)} file(s) of {info['path']!r} ({shown}) at rev "
+                        f"{info['rev']!r} ({info['sha'][:12]}) of {self.repo_label}: content differs from the "
+                        f"md5 DVC recorded. The bad objects were removed from the cache; {where}.",
+                        repo=self.repo_label,
+                        rev=info["rev"],
+                        path=info["path"],
+                    )
             _remove(target)
             os.replace(tmp, target)
         finally:

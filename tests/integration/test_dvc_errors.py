@@ -1,0 +1,194 @@
+"""Each bad input fails before anything changes, with a message naming repo, rev and path."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from airflow_provider_llmops.exceptions import (
+    DvcChecksumError,
+    DvcDirtyWorkspaceError,
+    DvcPathNotTrackedError,
+    DvcRemoteError,
+    DvcRevisionNotFoundError,
+    DvcTagExistsError,
+)
+from airflow_provider_llmops.hooks.dvc import DvcHook
+
+pytestmark = pytest.mark.integration
+
+
+def _names_repo_rev_path(err: Exception, repo: str, rev: str, path: str) -> None:
+    text = str(err)
+    assert repo in text, text
+    assert rev in text, text
+    assert path in text, text
+
+
+def _clear_cache(project) -> None:
+    cache = project.cache_dir()
+    if cache.exists():
+        shutil.rmtree(cache)
+
+
+def test_unknown_rev(dvc_dataset, dvc_conn, tmp_path):
+    project = dvc_dataset["project"]
+    before = project.snapshot()
+    with pytest.raises(DvcRevisionNotFoundError) as err:
+        DvcHook(dvc_conn).pull("data/train", "no-such-branch", tmp_path / "out")
+    _names_repo_rev_path(err.value, str(project.path), "no-such-branch", "data/train")
+    assert not (tmp_path / "out").exists()
+    assert project.snapshot() == before
+
+
+def test_unknown_tag(dvc_dataset, dvc_conn, tmp_path):
+    with pytest.raises(DvcRevisionNotFoundError) as err:
+        DvcHook(dvc_conn).path_info("data/train", "v99")
+    _names_repo_rev_path(err.value, str(dvc_dataset["project"].path), "v99", "data/train")
+
+
+def test_path_not_tracked(dvc_dataset, dvc_conn, tmp_path):
+    project = dvc_dataset["project"]
+    before = project.snapshot()
+    with pytest.raises(DvcPathNotTrackedError) as err:
+        DvcHook(dvc_conn).pull("data/missing", "v1", tmp_path / "out")
+    _names_repo_rev_path(err.value, str(project.path), "v1", "data/missing")
+    assert "dvc add data/missing" in str(err.value)
+    assert project.snapshot() == before
+
+
+def test_path_not_tracked_yet_at_old_rev(dvc_dataset, dvc_conn, tmp_path):
+    init = dvc_dataset["project"].git("rev-list", "--max-parents=0", "HEAD")
+    with pytest.raises(DvcPathNotTrackedError) as err:
+        DvcHook(dvc_conn).pull("data/train", init, tmp_path / "out")
+    _names_repo_rev_path(err.value, str(dvc_dataset["project"].path), init, "data/train")
+
+
+def test_pull_remote_folder_missing(dvc_dataset, dvc_conn_factory, tmp_path):
+    project = dvc_dataset["project"]
+    _clear_cache(project)
+    conn = dvc_conn_factory("dvc_gone", project.path, remote_url=tmp_path / "no-such-remote")
+    with pytest.raises(DvcRemoteError) as err:
+        DvcHook(conn).pull("data/train", "v1", tmp_path / "out")
+    _names_repo_rev_path(err.value, str(project.path), "v1", "data/train")
+    assert not (tmp_path / "no-such-remote").exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_pull_remote_not_configured(dvc_dataset, dvc_conn_factory, tmp_path):
+    project = dvc_dataset["project"]
+    _clear_cache(project)
+    conn = dvc_conn_factory("dvc_noremote", project.path, remote="nonexistent")
+    with pytest.raises(DvcRemoteError, match="'nonexistent' is not configured") as err:
+        DvcHook(conn).pull("data/train", "v1", tmp_path / "out")
+    assert str(project.path) in str(err.value)
+
+
+def test_pull_remote_lacks_objects(dvc_dataset, dvc_conn, tmp_path):
+    project = dvc_dataset["project"]
+    _clear_cache(project)
+    shutil.rmtree(project.remote)
+    project.remote.mkdir()
+    with pytest.raises(DvcRemoteError, match="lacks") as err:
+        DvcHook(dvc_conn).pull("data/train", "v2", tmp_path / "out")
+    _names_repo_rev_path(err.value, str(project.path), "v2", "data/train")
+
+
+def _corrupt(path) -> None:
+    path.chmod(0o644)
+    path.write_text("corrupted bytes\n")
+
+
+def test_corrupted_remote_object_fails_checksum(dvc_dataset, dvc_conn, tmp_path):
+    project = dvc_dataset["project"]
+    _clear_cache(project)
+    data = [p for p in project.remote.rglob("*") if p.is_file() and not p.name.endswith(".dir")]
+    for p in data:
+        _corrupt(p)
+    with pytest.raises(DvcChecksumError) as err:
+        DvcHook(dvc_conn).pull("data/train", "v1", tmp_path / "out")
+    _names_repo_rev_path(err.value, str(project.path), "v1", "data/train")
+    assert "re-push" in str(err.value)
+    assert not (tmp_path / "out").exists()
+    # The bad object did not stay in the cache.
+    bad = [
+        p for p in project.cache_dir().rglob("*") if p.is_file() and p.read_bytes() == b"corrupted bytes\n"
+    ]
+    assert bad == []
+
+
+def test_corrupted_cache_object_is_fetched_again(dvc_dataset, dvc_conn, tmp_path):
+    project = dvc_dataset["project"]
+    for p in project.cache_dir().rglob("*"):
+        if p.is_file() and not p.name.endswith(".dir") and "files" in p.parts:
+            _corrupt(p)
+    result = DvcHook(dvc_conn).pull("data/train", "v2", tmp_path / "out")
+    assert result["transferred"] is True
+    assert (tmp_path / "out" / "extra.jsonl").read_text().startswith('{"id": 9')
+
+
+def test_publish_dirty_working_tree(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    project.write_files("data/train", {"new.jsonl": "{}\n"}, clear=False)
+    (project.path / "README.md").write_text("uncommitted\n")
+    before = project.snapshot()
+    with pytest.raises(DvcDirtyWorkspaceError) as err:
+        DvcHook(dvc_conn).add_and_publish("data/train", "v3", "x")
+    _names_repo_rev_path(err.value, str(project.path), "v3", "data/train")
+    assert "README.md" in str(err.value)
+    assert project.snapshot() == before
+
+
+def test_publish_existing_tag_with_other_data(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    project.write_files("data/train", {"new.jsonl": "{}\n"}, clear=False)
+    before = project.snapshot()
+    with pytest.raises(DvcTagExistsError) as err:
+        DvcHook(dvc_conn).add_and_publish("data/train", "v1", "x")
+    _names_repo_rev_path(err.value, str(project.path), "v1", "data/train")
+    assert project.snapshot() == before
+
+
+def test_publish_remote_unreachable(dvc_dataset, dvc_conn_factory, tmp_path):
+    project = dvc_dataset["project"]
+    project.write_files("data/train", {"new.jsonl": "{}\n"}, clear=False)
+    conn = dvc_conn_factory("dvc_badremote", project.path, remote_url=tmp_path / "missing-remote")
+    before = project.snapshot()
+    dvc_file = (project.path / "data/train.dvc").read_bytes()
+    with pytest.raises(DvcRemoteError) as err:
+        DvcHook(conn).add_and_publish("data/train", "v3", "x")
+    _names_repo_rev_path(err.value, str(project.path), "v3", "data/train")
+    assert project.snapshot() == before
+    assert (project.path / "data/train.dvc").read_bytes() == dvc_file
+    assert not (tmp_path / "missing-remote").exists()
+
+
+def test_publish_git_origin_unreachable(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    project.write_files("data/train", {"new.jsonl": "{}\n"}, clear=False)
+    project.git("remote", "set-url", "origin", str(project.root / "gone.git"))
+    before = project.snapshot()
+    with pytest.raises(DvcRemoteError, match="git remote 'origin'") as err:
+        DvcHook(dvc_conn).add_and_publish("data/train", "v3", "x")
+    _names_repo_rev_path(err.value, str(project.path), "v3", "data/train")
+    assert project.snapshot() == before
+
+
+def test_publish_push_failure_part_way_restores_repo(dvc_dataset, dvc_conn):
+    """The git push is refused after dvc push: HEAD, tag and .dvc file are restored."""
+    project = dvc_dataset["project"]
+    project.write_files("data/train", {"new.jsonl": "{}\n"}, clear=False)
+    hook_path = project.origin / "hooks" / "pre-receive"
+    hook_path.write_text("#!/bin/sh\necho refusing >&2\nexit 1\n")
+    hook_path.chmod(0o755)
+    head, tags = project.head(), project.tags()
+    origin = project.origin_refs()
+    dvc_file = (project.path / "data/train.dvc").read_bytes()
+    with pytest.raises(Exception, match="refusing"):
+        DvcHook(dvc_conn).add_and_publish("data/train", "v3", "x")
+    assert project.head() == head
+    assert project.tags() == tags
+    assert project.origin_refs() == origin
+    assert (project.path / "data/train.dvc").read_bytes() == dvc_file
+    assert project.git("status", "--porcelain", "--untracked-files=no") == ""

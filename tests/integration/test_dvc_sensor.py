@@ -1,0 +1,128 @@
+"""DvcUpdateSensor / DvcUpdateTrigger against a real project: fire on a new version, time out, fail."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor
+from airflow_provider_llmops.triggers.dvc import DvcUpdateTrigger
+
+pytestmark = pytest.mark.integration
+
+
+async def _first_event(trigger: DvcUpdateTrigger, limit: float = 60):
+    async def first():
+        async for event in trigger.run():
+            return event.payload
+        return None
+
+    return await asyncio.wait_for(first(), timeout=limit)
+
+
+def test_trigger_fires_when_a_new_version_is_published(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    trigger = DvcUpdateTrigger(
+        path="data/train",
+        since_md5=dvc_dataset["md5_v2"],
+        rev="main",
+        dvc_conn_id=dvc_conn,
+        poke_interval=0.2,
+        timeout=60,
+    )
+
+    def publish_later():
+        time.sleep(1.0)
+        project.publish("data/train", {"train.jsonl": '{"id": 3}\n'}, tag="v3")
+
+    thread = threading.Thread(target=publish_later)
+    thread.start()
+    event = asyncio.run(_first_event(trigger))
+    thread.join()
+    assert event["status"] == "success"
+    assert event["sha"] == project.head()
+    assert event["md5"] == project.md5_of("data/train", "v3")
+
+
+def test_trigger_watches_newest_tag_through_git_url_clone(dvc_dataset, dvc_conn_factory):
+    project = dvc_dataset["project"]
+    conn = dvc_conn_factory("dvc_origin_sensor", f"file://{project.origin}")
+    trigger = DvcUpdateTrigger(
+        path="data/train",
+        since_md5=dvc_dataset["md5_v1"],
+        tag_pattern="v*",
+        dvc_conn_id=conn,
+        poke_interval=0.2,
+        timeout=30,
+    )
+    event = asyncio.run(_first_event(trigger))
+    assert event == {
+        "status": "success",
+        "rev": "v2",
+        "sha": dvc_dataset["v2"],
+        "md5": dvc_dataset["md5_v2"],
+        "path": "data/train",
+    }
+
+
+def test_trigger_times_out_without_new_version(dvc_dataset, dvc_conn):
+    trigger = DvcUpdateTrigger(
+        path="data/train",
+        since_md5=dvc_dataset["md5_v2"],
+        rev="main",
+        dvc_conn_id=dvc_conn,
+        poke_interval=0.2,
+        timeout=1.0,
+    )
+    start = time.monotonic()
+    event = asyncio.run(_first_event(trigger))
+    assert event["status"] == "timeout"
+    assert time.monotonic() - start < 20
+
+
+def test_trigger_reports_errors_as_events(dvc_dataset, dvc_conn):
+    trigger = DvcUpdateTrigger(
+        path="data/train",
+        since_md5=None,
+        rev="no-such-branch",
+        dvc_conn_id=dvc_conn,
+        poke_interval=0.2,
+        timeout=10,
+    )
+    event = asyncio.run(_first_event(trigger))
+    assert event["status"] == "error"
+    assert event["error_type"] == "DvcRevisionNotFoundError"
+    assert "no-such-branch" in event["error"]
+
+
+def test_sensor_poke(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    sensor = DvcUpdateSensor(task_id="wait", path="data/train", dvc_conn_id=dvc_conn, deferrable=False)
+    sensor._init_baseline({})
+    assert sensor._baseline == dvc_dataset["md5_v2"]
+    assert sensor.poke({}).is_done is False
+    project.publish("data/train", {"train.jsonl": '{"id": 4}\n'}, tag="v3")
+    result = sensor.poke({})
+    assert result.is_done is True
+    assert result.xcom_value == {
+        "rev": "main",
+        "sha": project.head(),
+        "md5": project.md5_of("data/train", "v3"),
+    }
+
+
+def test_sensor_defers_with_the_start_md5(dvc_dataset, dvc_conn):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    sensor = DvcUpdateSensor(
+        task_id="wait", path="data/train", dvc_conn_id=dvc_conn, poke_interval=5, timeout=60
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, DvcUpdateTrigger)
+    assert trigger.since_md5 == dvc_dataset["md5_v2"]
+    assert trigger.timeout == 60.0
