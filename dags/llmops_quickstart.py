@@ -43,6 +43,7 @@ with DAG(
         path="{{ params.dataset_path }}",
         old_rev="{{ params.old_rev }}",
         new_rev="{{ params.new_rev }}",
+        output_dir="{{ var.value.get('llmops_data_dir', '/tmp/llmops-data') }}/reviews/{{ params.old_rev }}..{{ params.new_rev }}",
     )
     # [END howto_operator_dvc_review]
 

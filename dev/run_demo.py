@@ -70,9 +70,9 @@ def main() -> int:
                 return proc.returncode
             say(f"{dag_id} succeeded in {time.monotonic() - started:.0f}s")
 
-    reviews = sorted(demo_dir.rglob("review.md"))
-    if reviews:
-        say(f"dataset review: {reviews[-1]}")
+    for review in sorted((demo_dir / "data" / "reviews").glob("*/review.md")):
+        charts = ", ".join(p.name for p in sorted(review.parent.glob("*.png")))
+        say(f"dataset review: {review} (charts: {charts})")
     say(f"done; everything the demo made is under {demo_dir}")
     return 0
 
