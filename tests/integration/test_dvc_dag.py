@@ -1,0 +1,131 @@
+"""The DVC operators inside a real DAG run with `dag.test()` (Airflow on SQLite, real project)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SECRET = "pw-S3CRET-d8f7a6"
+LOGIN = "dvc-user-x91"
+
+
+def _collect(out: Path):
+    from airflow.sdk import task
+
+    @task(task_id="collect")
+    def collect(**context):
+        ti = context["ti"]
+        results = {t: ti.xcom_pull(task_ids=t) for t in ("pull", "review", "publish")}
+        out.write_text(json.dumps(results, default=str))
+
+    return collect()
+
+
+def _run(dag, **kwargs):
+    """`dag.test()` for a DAG built in a test: serialise it into the metadata DB first (Airflow 3.1+)."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=os.devnull)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag.test(**kwargs)
+
+
+def _dag(dag_id: str, conn: str, tmp_path: Path, out: Path):
+    from airflow.sdk import DAG
+
+    from airflow_provider_llmops.operators.dvc import (
+        DvcAddOperator,
+        DvcDatasetReviewOperator,
+        DvcPullOperator,
+    )
+
+    with DAG(
+        dag_id, schedule="@daily", start_date=datetime(2024, 1, 1, tzinfo=timezone.utc), catchup=False
+    ) as dag:
+        pull = DvcPullOperator(
+            task_id="pull",
+            path="data/train",
+            local_path=str(tmp_path / "pulled" / "{{ ds_nodash }}" / "train"),
+            dvc_conn_id=conn,
+        )
+        review = DvcDatasetReviewOperator(
+            task_id="review",
+            path="data/train",
+            new_rev="v2",
+            output_dir=str(tmp_path / "review"),
+            data_dir=str(tmp_path / "review-data"),
+            dvc_conn_id=conn,
+        )
+        publish = DvcAddOperator(
+            task_id="publish", path="data/train", tag="v2", message="noop", dvc_conn_id=conn
+        )
+        [pull, review, publish] >> _collect(out)
+    return dag
+
+
+def test_operators_in_a_dag_backfill_date(airflow_db, dvc_dataset, dvc_conn, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMOPS_DVC_WORK_DIR", str(tmp_path / "work"))
+    out = tmp_path / "results.json"
+    dag = _dag("dvc_ops_test", dvc_conn, tmp_path, out)
+    # A run for 2024-01-04 must see v1 (v2 was committed on 2024-01-05).
+    dr = _run(dag, logical_date=datetime(2024, 1, 4, tzinfo=timezone.utc))
+    assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
+    results = json.loads(out.read_text())
+    pull = results["pull"]
+    assert pull["sha"] == dvc_dataset["v1"]
+    assert pull["md5"] == dvc_dataset["md5_v1"]
+    assert pull["local_path"].endswith("20240104/train")
+    assert (Path(pull["local_path"]) / "meta" / "info.json").exists()
+    assert set(pull) >= {"repo", "path", "rev", "sha", "md5", "size", "nfiles", "local_path"}
+    review = results["review"]
+    assert review["new_sha"] == dvc_dataset["v2"]
+    assert review["old_sha"] == dvc_dataset["v1"]
+    assert Path(review["markdown"]).exists()
+    assert review["summary_text"]
+    assert results["publish"]["created"] is False
+
+
+def test_credentials_never_reach_logs_xcom_or_errors(
+    airflow_db, dvc_dataset, dvc_conn_factory, tmp_path, monkeypatch, capfd, caplog
+):
+    monkeypatch.setenv("LLMOPS_DVC_WORK_DIR", str(tmp_path / "work"))
+    project = dvc_dataset["project"]
+    conn = dvc_conn_factory("dvc_secret", project.path, login=LOGIN, password=SECRET)
+    out = tmp_path / "results.json"
+    dag = _dag("dvc_secret_test", conn, tmp_path, out)
+    dr = _run(dag, logical_date=datetime(2024, 1, 6, tzinfo=timezone.utc))
+    assert dr.state == "success"
+    assert SECRET not in out.read_text()
+
+    # A failing task: the exception text must not carry the secret either.
+    from airflow.sdk import DAG
+
+    from airflow_provider_llmops.operators.dvc import DvcPullOperator
+
+    with DAG("dvc_secret_fail", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)) as bad:
+        DvcPullOperator(
+            task_id="pull",
+            path="data/train",
+            local_path=str(tmp_path / "x"),
+            rev="no-such-rev",
+            dvc_conn_id=conn,
+        )
+    dr = _run(bad)
+    assert dr.state == "failed"
+    captured = capfd.readouterr()
+    text = captured.out + captured.err + caplog.text
+    assert "no-such-rev" in text  # the error was logged ...
+    assert SECRET not in text  # ... without the password
+    logs = Path(airflow_db["AIRFLOW_HOME"]) / "logs"
+    for log in logs.rglob("*") if logs.exists() else []:
+        if log.is_file():
+            assert SECRET not in log.read_text(errors="replace"), log
