@@ -93,7 +93,7 @@ def bench_dag_parse(repeats: int) -> Samples:
     setup = "import airflow.sdk\nfrom airflow.dag_processing.dagbag import DagBag"
 
     def parse(path: Path) -> Callable[[], float]:
-        body = f"bag = DagBag(dag_folder={str(path)!r}, include_examples=False); assert not bag.import_errors"
+        body = f"bag = DagBag(dag_folder={str(path)!r}); assert not bag.import_errors"
         return lambda: _time_in_fresh_interpreter(body, setup)
 
     return measure(parse(empty), parse(provider), repeats)

@@ -44,7 +44,7 @@ def test_declared_modules_exist_and_every_module_is_declared():
     on_disk = {
         m
         for m in provider_modules()
-        if m.split(".")[1] in ("hooks", "operators", "sensors", "triggers") and not m.endswith("__init__")
+        if len(m.split(".")) == 3 and m.split(".")[1] in ("hooks", "operators", "sensors", "triggers")
     }
     assert on_disk <= declared, f"modules missing from get_provider_info: {sorted(on_disk - declared)}"
 
