@@ -1,0 +1,165 @@
+"""DvcHook add+push and pull against the raw `dvc`/`git` CLIs on the same data (local remote).
+
+Data: one large random file (200 MB; --quick: 5 MB) and a few thousand small files (3000;
+--quick: 200). Each sample uses a fresh project and remote, and runs in a fresh interpreter,
+so import costs are paid the way a worker pays them. Target: candidate/baseline <= 1.1.
+
+    python -m benchmarks.bench_dvc --repeats 3 [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dev.harness.dvc import dvc_env, make_dvc_project
+
+Samples = tuple[list[float], list[float]]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TARGET = 1.1
+
+
+def _make_data(root: Path, quick: bool) -> Path:
+    src = root / "source"
+    (src / "small").mkdir(parents=True)
+    big_mb, nsmall = (5, 200) if quick else (200, 3000)
+    with open(src / "big.bin", "wb") as fh:
+        for _ in range(big_mb):
+            fh.write(os.urandom(1024 * 1024))
+    for i in range(nsmall):
+        (src / "small" / f"{i:05d}.jsonl").write_bytes(os.urandom(512).hex().encode() + b"\n")
+    return src
+
+
+def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True, timeout=1800)
+    return time.perf_counter() - t0
+
+
+def _py(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def _timed_in_worker(code: str, cwd: Path, env: dict[str, str]) -> float:
+    """Time `code` in a fresh interpreter that has already imported the Task SDK, as a worker has."""
+    script = (
+        "import time, sys\nimport airflow.sdk  # noqa: F401 - a worker has this loaded\n"
+        f"t0 = time.perf_counter()\n{code}\nsys.stdout.write('\\nELAPSED=%r' % (time.perf_counter() - t0))\n"
+    )
+    out = subprocess.run(
+        _py(script), cwd=cwd, env=env, check=True, capture_output=True, text=True, timeout=1800
+    )
+    return float(out.stdout.rsplit("ELAPSED=", 1)[1])
+
+
+def _dvc() -> str:
+    exe = Path(sys.executable).with_name("dvc")
+    return str(exe) if exe.exists() else "dvc"
+
+
+def _fresh_project(root: Path, src: Path, name: str):
+    proj = make_dvc_project(root / name)
+    shutil.copytree(src, proj.path / "data" / "ds")
+    return proj
+
+
+def bench_add_push(src: Path, work: Path, repeats: int) -> Samples:
+    base, cand = [], []
+    for i in range(repeats):
+        # Baseline: what a user types.
+        proj = _fresh_project(work, src, f"b{i}")
+        env = {**proj.env, "PYTHONPATH": str(REPO_ROOT)}
+        script = (
+            f"import subprocess as s\n"
+            f"r=lambda *a: s.run(list(a), check=True, capture_output=True)\n"
+            f"r({_dvc()!r}, 'add', 'data/ds'); r('git', 'add', 'data/ds.dvc', 'data/.gitignore')\n"
+            f"r('git', 'commit', '-q', '-m', 'v1'); r('git', 'tag', '-a', 'v1', '-m', 'v1')\n"
+            f"r({_dvc()!r}, 'push', 'data/ds'); r('git', 'push', '-q', '--atomic', 'origin', 'main', 'v1')\n"
+        )
+        base.append(_timed(_py(script), proj.path, env))
+        # Candidate: the hook (as DvcAddOperator runs it).
+        proj = _fresh_project(work, src, f"c{i}")
+        code = (
+            "from airflow_provider_llmops.hooks.dvc import DvcHook\n"
+            f"DvcHook(None, repo={str(proj.path)!r}).add_and_publish('data/ds', 'v1', 'v1')\n"
+        )
+        cand.append(_timed_in_worker(code, proj.path, env))
+        assert len(proj.remote_objects()) == len(base_remote(work / f"b{i}")), "different pushes"
+    return base, cand
+
+
+def base_remote(root: Path) -> set[str]:
+    remote = root / "remote"
+    return {str(p.relative_to(remote)) for p in remote.rglob("*") if p.is_file()}
+
+
+def bench_pull(src: Path, work: Path, repeats: int) -> Samples:
+    proj = _fresh_project(work, src, "pull-src")
+    proj.publish("data/ds", tag="v1")
+    base, cand = [], []
+    for i in range(repeats):
+        env = {**dvc_env(proj.site_cache), "PYTHONPATH": str(REPO_ROOT)}
+        clone = work / f"pull-b{i}"
+        script = (
+            "import subprocess as s\n"
+            f"s.run(['git', 'clone', '-q', {str(proj.origin)!r}, {str(clone)!r}], check=True)\n"
+            f"s.run([{_dvc()!r}, 'pull', 'data/ds'], cwd={str(clone)!r}, check=True, capture_output=True)\n"
+        )
+        base.append(_timed(_py(script), work, env))
+        dest = work / f"pull-c{i}" / "ds"
+        code = (
+            "from airflow_provider_llmops.hooks.dvc import DvcHook\n"
+            f"DvcHook(None, repo={str(proj.origin)!r}, clone_dir={str(work / f'clones{i}')!r})"
+            f".pull('data/ds', 'v1', {str(dest)!r})\n"
+        )
+        cand.append(_timed_in_worker(code, work, env))
+        assert (dest / "big.bin").stat().st_size == (clone / "data" / "ds" / "big.bin").stat().st_size
+    return base, cand
+
+
+def run_all(repeats: int = 3, quick: bool = False) -> dict[str, tuple[Samples, float, str]]:
+    """{name: ((baseline_seconds, candidate_seconds), target ratio, title)} for benchmarks/run.py."""
+    with tempfile.TemporaryDirectory(prefix="bench-dvc-") as tmp:
+        work = Path(tmp)
+        os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+        src = _make_data(work, quick)
+        return {
+            "dvc_add_push": (
+                bench_add_push(src, work, repeats),
+                TARGET,
+                "DvcHook.add_and_publish vs dvc add+git commit/tag+dvc push+git push",
+            ),
+            "dvc_pull": (bench_pull(src, work, repeats), TARGET, "DvcHook.pull vs git clone+dvc pull"),
+        }
+
+
+def _fmt(samples: list[float]) -> str:
+    return f"{statistics.median(samples):.2f}s [{min(samples):.2f}-{max(samples):.2f}]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="5 MB + 200 files instead of 200 MB + 3000")
+    args = parser.parse_args(argv)
+    for name, ((base, cand), target, title) in run_all(args.repeats, args.quick).items():
+        ratio = statistics.median(cand) / statistics.median(base)
+        verdict = "ok" if ratio <= target else "OVER TARGET"
+        print(
+            f"{name}: {title}\n  baseline {_fmt(base)}  candidate {_fmt(cand)}  ratio {ratio:.2f}x ({verdict})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
