@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_llmops.exceptions import LlmopsError
+
 __all__ = [
     "DatasetFormatError",
     "DatasetNotFoundError",
@@ -65,7 +67,7 @@ TABULAR_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 _HASH_CHUNK = 1 << 20
 
 
-class DatasetReviewError(Exception):
+class DatasetReviewError(LlmopsError):
     """The dataset review could not be produced."""
 
 

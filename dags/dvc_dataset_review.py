@@ -1,0 +1,133 @@
+"""Review a new DVC dataset version and ask a human to approve it before training.
+
+Copy this file into your DAGs folder and change the Params' defaults (or pass them when
+you trigger a run).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_llmops.operators.dvc import DvcDatasetReviewOperator, DvcPullOperator
+from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor
+
+DAG_ID = "llmops_dvc_dataset_review"
+# The llmops_dvc connection (extras: repo, rev, remote...). Operators take it at parse time,
+# so it is a constant rather than a Param; the `repo` Param overrides its repository per run.
+DVC_CONN_ID = "llmops_dvc_default"
+
+# Every path is derived from the dataset's git sha (the idempotency key), never from the clock:
+# a rerun or backfill of the same version reuses the same folders.
+DATASET_SHA = "{{ ti.xcom_pull(task_ids='wait_for_dataset')['sha'] }}"
+REVIEW = "ti.xcom_pull(task_ids='review_dataset')"
+
+DOC_MD = """
+### Review a DVC dataset version, then approve it for training
+
+1. **wait_for_dataset** (`DvcUpdateSensor`, deferrable) waits until the md5 of `path` at the
+   tip of `rev` differs from `since_md5` (empty: from the md5 of the last successful run, else
+   from the md5 when waiting starts) and pushes `{rev, sha, md5}`.
+2. **pull_dataset** (`DvcPullOperator`) materialises that exact git sha under `workdir`.
+3. **review_dataset** (`DvcDatasetReviewOperator`) compares it with `baseline_rev` (empty: the
+   version the last successful run reviewed, else the previous change of `path`) and writes
+   `review.md` plus PNG charts (files, schema, label counts, text lengths, samples).
+4. **approve_dataset** (`ApprovalOperator`, human in the loop) shows the review summary in the
+   *Required actions* view. *Approve* lets training run; *Reject* skips it.
+5. **train** is a placeholder: replace it with `DeepSpeedTrainingOperator`.
+
+Trigger it manually with a config, or give it a schedule (e.g. `"@hourly"`) so each run waits
+for the next dataset version.
+"""
+
+with DAG(
+    dag_id=DAG_ID,
+    description="DVC dataset version -> review (Markdown + charts) -> human approval -> training",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["llmops", "dvc", "example", "hitl"],
+    doc_md=DOC_MD,
+    # Native rendering keeps None params None (e.g. repo -> use the connection).
+    render_template_as_native_obj=True,
+    params={
+        "repo": Param(
+            None,
+            type=["null", "string"],
+            description=f"Git URL or local path of the DVC project; empty: the {DVC_CONN_ID} connection's",
+        ),
+        "path": Param("data/train", type="string", description="DVC-tracked path inside the repo"),
+        "rev": Param("main", type="string", description="Branch or tag to follow"),
+        "since_md5": Param(
+            None,
+            type=["null", "string"],
+            description="md5 already trained on; the sensor waits for a different one (empty: last run's)",
+        ),
+        "baseline_rev": Param(
+            None,
+            type=["null", "string"],
+            description="Revision to compare with; empty for the operator's default (previous version)",
+        ),
+        "workdir": Param(
+            "/tmp/airflow-llmops",  # noqa: S108 - example default; point it at a shared volume
+            type="string",
+            description="Where pulled datasets and reviews are written",
+        ),
+    },
+) as dag:
+    # [START howto_operator_dvc_dataset_review]
+    wait_for_dataset = DvcUpdateSensor(
+        task_id="wait_for_dataset",
+        path="{{ params.path }}",
+        rev="{{ params.rev }}",
+        since_md5="{{ params.since_md5 }}",
+        repo="{{ params.repo }}",
+        dvc_conn_id=DVC_CONN_ID,
+        deferrable=True,
+        poke_interval=60,
+        timeout=timedelta(days=1).total_seconds(),
+    )
+
+    pull_dataset = DvcPullOperator(
+        task_id="pull_dataset",
+        path="{{ params.path }}",
+        rev=DATASET_SHA,
+        local_path="{{ params.workdir }}/datasets/" + DATASET_SHA,
+        repo="{{ params.repo }}",
+        dvc_conn_id=DVC_CONN_ID,
+    )
+
+    review_dataset = DvcDatasetReviewOperator(
+        task_id="review_dataset",
+        path="{{ params.path }}",
+        new_rev=DATASET_SHA,
+        old_rev="{{ params.baseline_rev }}",
+        output_dir="{{ params.workdir }}/reviews/" + DATASET_SHA,
+        data_dir="{{ params.workdir }}/review-data",
+        repo="{{ params.repo }}",
+        dvc_conn_id=DVC_CONN_ID,
+    )
+
+    approve_dataset = ApprovalOperator(
+        task_id="approve_dataset",
+        subject="Train on {{ params.path }} @ {{ " + REVIEW + "['new_sha'][:12] }}?",
+        body=(
+            "{{ " + REVIEW + "['summary_text'] }}\n\n"
+            "Full review (Markdown and charts): `{{ " + REVIEW + "['markdown'] }}`"
+        ),
+        response_timeout=timedelta(days=3),
+    )
+
+    @task
+    def train(dataset: dict) -> dict:
+        """Placeholder for DeepSpeedTrainingOperator: runs only when the dataset was approved."""
+        print(
+            f"Training on {dataset['path']} @ {dataset['sha']} (md5 {dataset['md5']}) in {dataset['local_path']}"
+        )
+        return {"dataset_sha": dataset["sha"], "dataset_md5": dataset["md5"]}
+
+    wait_for_dataset >> pull_dataset >> review_dataset >> approve_dataset >> train(pull_dataset.output)
+    # [END howto_operator_dvc_dataset_review]
