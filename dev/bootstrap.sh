@@ -27,12 +27,15 @@ if [ ! -x "$VENV/bin/uv" ] || [ "$("$VENV/bin/uv" --version | awk '{print $2}')"
   "$VENV/bin/python" -m pip install --quiet "uv==$UV_VERSION"
 fi
 
-# Reinstall only when the pins or the project metadata changed.
+# Reinstall only when the pins, the project metadata or this script changed.
 stamp="$VENV/.llmops-install-stamp"
-want="$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$(cat constraints.txt pyproject.toml dev/bootstrap.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing airflow-provider-llmops[dev] with constraints.txt"
   "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -c constraints.txt -e ".[dev]"
+  # Without .pyc files every `import airflow` recompiles Airflow from source (seconds each).
+  log "compiling bytecode"
+  "$VENV/bin/python" -m compileall -q -j 0 "$VENV/lib" >/dev/null || true
   echo "$want" > "$stamp"
 fi
 
@@ -43,6 +46,8 @@ if [ -z "${ES_JAVA_HOME:-}" ]; then
   done
 fi
 
+# Some machines set PYTHONDONTWRITEBYTECODE; our own modules and DAGs should be cached like Airflow's.
+unset PYTHONDONTWRITEBYTECODE
 export PATH="$VENV/bin:$PATH"
 export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 eval "$_llmops_saved_opts"
