@@ -7,10 +7,20 @@ any test module imports airflow.
 from __future__ import annotations
 
 import os
+import signal
 
 from dev.harness.airflow import prepare_airflow_env
 
 os.environ.update(prepare_airflow_env(name=f"pytest-{os.getpid()}"))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # CI stops a job with SIGTERM; turn it into KeyboardInterrupt so session fixtures stop their
+    # servers (which run in their own process groups and would otherwise outlive pytest).
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _interrupt)
 
 pytest_plugins = [
     "tests.fixtures.airflow",

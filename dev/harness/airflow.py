@@ -91,7 +91,7 @@ def migrate_db(env: dict[str, str], timeout: float = 600) -> None:
         tmp_home = template.parent / f"migrate-{os.getpid()}"
         shutil.rmtree(tmp_home, ignore_errors=True)
         tmp_env = prepare_airflow_env(name="template", home=tmp_home)
-        _run_airflow(["db", "migrate"], tmp_env, timeout=timeout)
+        run_airflow(["db", "migrate"], tmp_env, timeout=timeout)
         os.replace(tmp_home / "airflow.db", template)
         shutil.rmtree(tmp_home, ignore_errors=True)
     shutil.copyfile(template, db)
@@ -106,7 +106,8 @@ def _is_migrated(db: Path) -> bool:
     return row is not None
 
 
-def _run_airflow(args: list[str], env: dict[str, str], timeout: float) -> str:
+def run_airflow(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    """Run an `airflow` CLI command in the isolated home and return its stdout."""
     proc = subprocess.run(
         [_airflow_bin(), *args],
         env={**os.environ, **env},
@@ -120,11 +121,6 @@ def _run_airflow(args: list[str], env: dict[str, str], timeout: float) -> str:
             f"`airflow {' '.join(args)}` failed with code {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}"
         )
     return proc.stdout
-
-
-def run_airflow(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
-    """Run an `airflow` CLI command in the isolated home and return its stdout."""
-    return _run_airflow(args, env, timeout)
 
 
 class AirflowStandalone:

@@ -134,6 +134,7 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if not self.alive():
                 code = self.popen.returncode if self.popen else None
+                self.stop()  # the leader died; its children (scheduler, model stubs) must not linger
                 raise HarnessError(
                     f"{self.name} exited with code {code} before it was {what}. "
                     f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"

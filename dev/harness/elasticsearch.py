@@ -3,8 +3,8 @@
 What it runs: Elastic's *integ-test-zip* distribution from Maven Central
 (``org.elasticsearch.distribution.integ-test-zip:elasticsearch``), the same minimal server
 Elastic's own REST tests use. It is downloaded once into ``CACHE_DIR`` (sha1-checked), unpacked
-into ``WORK_DIR/elasticsearch-<version>`` and started with per-instance data, logs, config
-and tmp dirs under ``WORK_DIR/es-runs/<name>``. Security is off, HTTP on 127.0.0.1 only.
+into ``WORK_DIR/elasticsearch-<version>`` (see `es_base_dir`) and started with per-instance data,
+logs, config and tmp dirs under ``WORK_DIR/es-runs/<name>``. Security is off, HTTP on 127.0.0.1 only.
 
 Environment:
 
@@ -235,19 +235,35 @@ def _chown_tree(path: Path, user: str | None) -> None:
     subprocess.run(["chown", "-R", f"{user}:{user}", str(path)], check=True)
 
 
+def es_base_dir() -> Path:
+    """Where the ES install and run dirs live: WORK_DIR, unless the ES user could not reach it.
+
+    As root, ES runs as a system user; a checkout under a private home (mode 700, e.g. /root)
+    is out of that user's reach, so the install then lives under /var/tmp instead.
+    """
+    if os.geteuid() != 0:
+        return WORK_DIR
+    for parent in [WORK_DIR.resolve(), *WORK_DIR.resolve().parents]:
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            return Path(os.environ.get("LLMOPS_ES_BASE_DIR", "/var/tmp/airflow-provider-llmops"))
+    return WORK_DIR
+
+
 def install_distribution(version: str | None = None, user: str | None = None) -> Path:
     """Unpack the integ-test-zip into ``WORK_DIR/elasticsearch-<version>``; return that ES home."""
     version = version or es_version()
-    home = WORK_DIR / f"elasticsearch-{version}"
+    base = es_base_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    home = base / f"elasticsearch-{version}"
     if (home / _INSTALLED_MARKER).is_file():
         if user is not None and home.owner() != user:
             _chown_tree(home, user)
         return home
     archive = download_distribution(version)
-    with file_lock(WORK_DIR / f"elasticsearch-{version}.lock"):
+    with file_lock(base / f"elasticsearch-{version}.lock"):
         if (home / _INSTALLED_MARKER).is_file():
             return home
-        staging = Path(tempfile.mkdtemp(prefix=f"elasticsearch-{version}.", dir=WORK_DIR))
+        staging = Path(tempfile.mkdtemp(prefix=f"elasticsearch-{version}.", dir=base))
         try:
             with zipfile.ZipFile(archive) as zf:
                 for info in zf.infolist():
@@ -431,7 +447,7 @@ class ElasticsearchServer:
         return f"\nLast lines of Elasticsearch's own log {log}:\n{log_tail(log, 30)}"
 
     def _prepare_run_dir(self, home: Path, user: str | None) -> Path:
-        run_dir = WORK_DIR / "es-runs" / str(self.name)
+        run_dir = es_base_dir() / "es-runs" / str(self.name)
         if self.fresh and run_dir.exists():
             shutil.rmtree(run_dir)
         for sub in ("data", "logs", "tmp"):
