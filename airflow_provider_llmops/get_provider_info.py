@@ -69,7 +69,14 @@ def get_provider_info() -> dict:
                         "schema": {"type": ["string", "null"]},
                         "description": "Overrides the remote's URL, e.g. s3://bucket/dvc or /mnt/dvc-store.",
                     },
+                    "git_remote": {
+                        "label": "Git remote",
+                        "schema": {"type": ["string", "null"], "default": "origin"},
+                        "description": "Git remote that new versions (commits and tags) are pushed to.",
+                    },
                 },
+                # Other DVC remote settings (region, endpointurl, ...) go in the extra field as
+                # {"remote_config": {...}}; login/password become the remote's credentials.
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port", "host"],
                     "relabeling": {
@@ -98,15 +105,31 @@ def get_provider_info() -> dict:
                         "schema": {"type": ["string", "null"]},
                         "description": "Path or URI of the model repository the server watches.",
                     },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 60},
+                        "description": "Network timeout for each request to Triton.",
+                    },
+                    "auth_header": {
+                        "label": "Auth header",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Header that carries the password for --http-restricted-api "
+                        "(default: Authorization: Bearer <password>).",
+                    },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["extra"],
-                    "relabeling": {"port": "HTTP port", "schema": "Scheme (http or https)"},
+                    "hidden-fields": ["login", "extra"],
+                    "relabeling": {
+                        "port": "HTTP port",
+                        "schema": "Scheme (http or https)",
+                        "password": "Token (optional)",
+                    },
                     "placeholders": {
                         "host": "triton.internal",
                         "port": "8000",
                         "schema": "http",
                         "model_repository": "/models or s3://bucket/models",
+                        "auth_header": "Authorization",
                     },
                 },
             },
