@@ -18,6 +18,10 @@ HEAVY = (
     "tritonclient",
     "dvc",
     "kubernetes",
+    # Not banned by name in the guide, but just as costly for the scheduler: review charts only.
+    "matplotlib",
+    "numpy",
+    "pandas",
 )
 
 
