@@ -1,22 +1,26 @@
 """Compare two materialised dataset versions and write a human-readable review.
 
-This module is a plain service: it needs no Airflow and imports matplotlib only inside
-the chart function (Agg canvas, no pyplot global state). `DvcDatasetReviewOperator` calls
-`review_datasets` on two folders (or files) that `dvc` materialised, and the approval step
-shows `DatasetReview.summary_text` to the reviewer.
+This module is a plain service: it needs no Airflow, imports matplotlib only inside the chart
+functions (Agg canvas, no pyplot global state) and never imports numpy itself, so importing it
+at DAG parse time costs nothing. `DvcDatasetReviewOperator` calls `review_datasets` on two
+folders (or files) that `dvc` materialised, and the approval step shows
+`DatasetReview.summary_text` to the reviewer.
 
 What it reports:
 
 * files added, removed, modified (by content md5, the hash DVC uses) and their sizes;
 * for tabular files (``.jsonl``/``.ndjson``, ``.json`` holding JSON lines or an array of
   objects, ``.csv``/``.tsv``, ``.parquet`` when pyarrow is installed): record counts, schema
-  changes (columns added, removed, type changes), value counts of low-cardinality string
-  columns (labels), text length percentiles (p50/p90/p99) of the other string columns, and
-  the first few records of the new version;
+  changes (columns added, removed, type changes), value counts of low-cardinality columns
+  (labels: strings, booleans, and integers such as class ids 0/1/2), text length percentiles
+  (p50/p90/p99) of the other string columns, and the first few records of the new version;
 * PNG charts of those distribution changes.
 
 Output is deterministic: keys and rows are sorted, samples are the first N records, and
 nothing depends on the wall clock, so a rerun on the same inputs gives identical files.
+Labels that are full git shas (the operator passes them when no tag names the version) are
+shown as their first 12 characters in the text, Markdown and charts; the summary dict keeps
+them whole.
 
 Example::
 
@@ -52,6 +56,8 @@ MARKDOWN_NAME = "review.md"
 FILES_CHART_NAME = "files.png"
 # A string column is "categorical" (a label) when it has at most this many distinct values and
 # either its values repeat (distinct <= half the values) or they are short (<= MAX_LABEL_CHARS).
+# An integer column (class ids such as 0/1/2) is categorical when it has at most this many
+# distinct values and they repeat (distinct <= half the values), so small ids/counters are not.
 MAX_CATEGORIES = 20
 MAX_LABEL_CHARS = 32
 # Tables analysed in depth; further tabular files are still listed as files.
@@ -63,6 +69,9 @@ MAX_SAMPLE_CHARS = 160
 # Items listed per category in the summary dict and the summary text.
 MAX_LISTED = 10
 PERCENTILES = (50, 90, 99)
+# Labels shown shortened: full git shas (SHA-1 or SHA-256).
+_FULL_SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+SHORT_SHA_CHARS = 12
 TABULAR_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 _HASH_CHUNK = 1 << 20
 
@@ -244,8 +253,14 @@ class _ColumnStats:
                 self.values[value] += 1
                 if len(self.values) > MAX_CATEGORIES:
                     self.values = None
-        elif isinstance(value, bool) and self.values is not None:
-            self.values[str(value).lower()] += 1
+        elif isinstance(value, bool):
+            if self.values is not None:
+                self.values[str(value).lower()] += 1
+        elif isinstance(value, int) and self.values is not None:
+            # Low-cardinality integers are class labels (0/1/2); counted under their decimal text.
+            self.values[str(value)] += 1
+            if len(self.values) > MAX_CATEGORIES:
+                self.values = None
 
     @property
     def type(self) -> str:
@@ -256,11 +271,13 @@ class _ColumnStats:
 
     @property
     def categorical(self) -> bool:
-        if self.type not in ("str", "bool") or not self.values:
+        if self.type not in ("str", "bool", "int") or not self.values:
             return False
         if self.type == "bool":
             return True
         distinct, total = len(self.values), sum(self.values.values())
+        if self.type == "int":
+            return distinct * 2 <= total
         return distinct * 2 <= total or max(self.lengths, default=0) <= MAX_LABEL_CHARS
 
     @property
@@ -332,8 +349,8 @@ class _TableDiff:
         for column in self.categorical:
             old_values = _counts(self.old, column)
             new_values = _counts(self.new, column)
-            added = sorted(set(new_values) - set(old_values))
-            removed = sorted(set(old_values) - set(new_values))
+            added = sorted(set(new_values) - set(old_values), key=_value_key)
+            removed = sorted(set(old_values) - set(new_values), key=_value_key)
             if self.old is not None and self.new is not None and (added or removed):
                 changes[column] = {"added": added[:MAX_LISTED], "removed": removed[:MAX_LISTED]}
         return changes
@@ -350,7 +367,8 @@ class _TableDiff:
         }
         if self.new is not None:
             summary["label_counts"] = {
-                col: dict(sorted(_counts(self.new, col).items())) for col in self.categorical
+                col: dict(sorted(_counts(self.new, col).items(), key=lambda kv: _value_key(kv[0])))
+                for col in self.categorical
             }
             summary["text_length"] = {
                 col: _percentiles(self.new.columns[col].lengths)
@@ -358,6 +376,13 @@ class _TableDiff:
                 if col in self.new.columns
             }
         return summary
+
+
+def _value_key(value: str) -> tuple[int, int, str]:
+    """Sort key for counted values: integers (class ids) numerically, then strings."""
+    if _INT_RE.fullmatch(value):
+        return (0, int(value), value)
+    return (1, 0, value)
 
 
 def _counts(stats: _TableStats | None, column: str) -> Counter[str]:
@@ -428,6 +453,11 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "table"
 
 
+def _display_label(label: str) -> str:
+    """A label for people: a full git sha is shortened to its first 12 characters."""
+    return label[:SHORT_SHA_CHARS] if _FULL_SHA_RE.fullmatch(label) else label
+
+
 def _delta(old: int | None, new: int | None) -> str:
     if old is None or new is None:
         return ""
@@ -448,7 +478,12 @@ def _render_markdown(
     charts: dict[str, list[Path]],
     samples: int,
 ) -> str:
+    full_labels = (old_label, new_label)
+    old_label, new_label = _display_label(old_label), _display_label(new_label)
     lines: list[str] = [f"# Dataset review: {old_label} -> {new_label}", ""]
+    if (old_label, new_label) != full_labels:
+        shown = (f"`{full}`" for full in full_labels)
+        lines += ["Versions: " + " -> ".join(shown), ""]
     if first_version:
         lines += [f"First version: there is no previous version to compare `{new_label}` with.", ""]
     old_bytes = sum(info.size for info in old_files.values())
@@ -571,9 +606,9 @@ def _fmt_percentiles(values: dict[str, int]) -> str:
 
 
 def _ordered_values(old: Counter[str], new: Counter[str]) -> list[str]:
-    """Values by new count (then old count) descending, then by name: stable across runs."""
+    """Values by new count (then old count) descending, then by value: stable across runs."""
     values = set(old) | set(new)
-    return sorted(values, key=lambda v: (-new.get(v, 0), -old.get(v, 0), v))
+    return sorted(values, key=lambda v: (-new.get(v, 0), -old.get(v, 0), _value_key(v)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,7 +762,8 @@ def review_datasets(
         tables.append(_compare_tables(name, old_stats, new_stats))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    chart_paths = [_files_chart(out_dir / FILES_CHART_NAME, changes, old_label, new_label)]
+    old_shown, new_shown = _display_label(old_label), _display_label(new_label)
+    chart_paths = [_files_chart(out_dir / FILES_CHART_NAME, changes, old_shown, new_shown)]
     charts: dict[str, list[Path]] = {}
     used_slugs: set[str] = set()
     for diff in tables:
@@ -735,7 +771,7 @@ def review_datasets(
         while slug in used_slugs:
             slug += "-x"
         used_slugs.add(slug)
-        chart = _table_chart(out_dir / f"dist-{slug}.png", diff, old_label, new_label)
+        chart = _table_chart(out_dir / f"dist-{slug}.png", diff, old_shown, new_shown)
         if chart is not None:
             charts[diff.name] = [chart]
             chart_paths.append(chart)
@@ -780,7 +816,8 @@ def review_datasets(
 
 def _summary_text(summary: dict[str, Any], tables: list[_TableDiff]) -> str:
     files = summary["files"]
-    head = f"Dataset review {summary['old_label']} -> {summary['new_label']}"
+    old_label, new_label = _display_label(summary["old_label"]), _display_label(summary["new_label"])
+    head = f"Dataset review {old_label} -> {new_label}"
     if summary["first_version"]:
         head += " (first version)"
     lines = [

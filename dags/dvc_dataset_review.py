@@ -2,6 +2,22 @@
 
 Copy this file into your DAGs folder and change the Params' defaults (or pass them when
 you trigger a run).
+
+Which dataset version a run uses, and what that means for backfills:
+
+* `DvcUpdateSensor` always watches the *present*: the tip of the branch `rev` (or the newest
+  tag matching `tag_pattern`). It has no notion of the run's logical date, so a backfilled run
+  of this DAG still waits for, and hands on, the version that is current when the sensor runs.
+* `DvcPullOperator` and `DvcDatasetReviewOperator` take the rev they are given; here that is
+  the git sha the sensor pushed, so pull, review, approval and training all see exactly one
+  version. Given no rev (`rev=None`, `new_rev=None`), they resolve the last commit of the
+  branch at or before the run's logical date instead, so a backfill over past dates
+  reproduces the data each date saw. To backfill, copy this DAG without the sensor and leave
+  those revs empty (or pass an explicit tag or sha per run); a sensor-driven DAG like this
+  one is for following new versions as they land.
+
+Every folder is named after the dataset's git sha, never the clock, so a rerun or backfill of
+the same version reuses its pulled data and review.
 """
 
 from __future__ import annotations
@@ -40,6 +56,11 @@ DOC_MD = """
 
 Trigger it manually with a config, or give it a schedule (e.g. `"@hourly"`) so each run waits
 for the next dataset version.
+
+**Backfills:** the sensor always watches the branch tip (or newest tag), whatever the run's
+logical date, so a backfilled run of *this* DAG reviews the current version. Pull and review
+with no rev resolve the version as of the run's logical date instead: for a backfill over past
+dates, drop the sensor and leave `rev`/`new_rev` empty.
 """
 
 with DAG(

@@ -74,3 +74,14 @@ def test_usage_markers_for_docs():
     text = DAG_FILE.read_text()
     assert text.count("# [START howto_operator_dvc_dataset_review]") == 1
     assert text.count("# [END howto_operator_dvc_dataset_review]") == 1
+
+
+def test_docs_tags_and_backfill_note(dag):
+    assert "llmops" in dag.tags
+    assert dag.doc_md and "Backfills" in dag.doc_md
+    import ast
+
+    docstring = ast.get_docstring(ast.parse(DAG_FILE.read_text())) or ""
+    # The module docstring says which version a backfilled run gets from which task.
+    assert "logical date" in docstring and "backfill" in docstring
+    assert "tip of the branch" in docstring

@@ -225,13 +225,93 @@ def test_parquet_skipped_without_pyarrow(tmp_path: Path):
     assert review.summary["tables"] == {}
 
 
-def test_module_imports_no_matplotlib_or_airflow():
+def test_module_imports_no_matplotlib_numpy_or_airflow():
     import subprocess
     import sys
 
     code = (
         "import sys, airflow_provider_llmops.dataset_review as m; "
-        "print(sorted(x for x in ('matplotlib', 'airflow') if x in sys.modules))"
+        "print(sorted(x for x in ('matplotlib', 'numpy', 'airflow') if x in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_integer_labels_get_value_counts(tmp_path: Path):
+    """Class ids (int 0/1/2, as in the demo dataset) are labels; unique integer ids are not."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    _write_jsonl(old / "train.jsonl", [{"id": i, "label": i % 3, "text": f"q{i}"} for i in range(20)])
+    _write_jsonl(new / "train.jsonl", [{"id": i, "label": i % 4, "text": f"q{i}"} for i in range(25)])
+    review = review_datasets(old, new, tmp_path / "out", old_label="v1", new_label="v2")
+
+    train = review.summary["tables"]["train.jsonl"]
+    # 25 records, i % 4: 0 -> 7, 1..3 -> 6; ids 0..24 are unique, so they get no value counts.
+    assert train["label_counts"]["label"] == {"0": 7, "1": 6, "2": 6, "3": 6}
+    assert "id" not in train["label_counts"]
+    assert train["label_changes"] == {"label": {"added": ["3"], "removed": []}}
+    md = review.markdown_path.read_text()
+    assert "`label`:" in md and "`id`:" not in md
+    assert "| 0 | 7 | 7 |  |" in md  # v1: 20 records, i % 3 -> 0 seven times
+    assert "| 3 | 0 | 6 | new value |" in md
+    assert "label values added: 3" in review.summary_text
+    # The label column is charted next to the file chart.
+    assert [p.name for p in review.chart_paths] == ["files.png", "dist-train-jsonl.png"]
+
+
+def test_integer_labels_sorted_numerically(tmp_path: Path):
+    new = tmp_path / "new.csv"
+    new.write_text("label\n" + "".join(f"{i % 12}\n" for i in range(48)))
+    review = review_datasets(None, new, tmp_path / "out", old_label="-", new_label="v1")
+    counts = review.summary["tables"]["new.csv"]["label_counts"]["label"]
+    assert list(counts) == [str(i) for i in range(12)]
+
+
+def test_many_distinct_integers_are_not_labels(tmp_path: Path):
+    new = tmp_path / "new.jsonl"
+    # 21 distinct values, each repeated: over MAX_CATEGORIES, so no value counts.
+    _write_jsonl(new, [{"bucket": i % 21} for i in range(84)])
+    review = review_datasets(None, new, tmp_path / "out", old_label="-", new_label="v1")
+    assert review.summary["tables"]["new.jsonl"]["label_counts"] == {}
+
+
+def test_full_sha_labels_are_shortened_for_people(versions: tuple[Path, Path], tmp_path: Path):
+    old, new = versions
+    old_sha, new_sha = "a" * 40, "0123456789abcdef" * 2 + "01234567"
+    review = review_datasets(old, new, tmp_path / "out", old_label=old_sha, new_label=new_sha)
+
+    first = review.summary_text.splitlines()[0]
+    assert first.startswith(f"Dataset review {'a' * 12} -> 0123456789ab: ")
+    assert old_sha not in review.summary_text and new_sha not in review.summary_text
+    md = review.markdown_path.read_text()
+    assert md.splitlines()[0] == f"# Dataset review: {'a' * 12} -> 0123456789ab"
+    assert f"Versions: `{old_sha}` -> `{new_sha}`" in md  # the full shas are still on record
+    # The machine-readable summary keeps the full shas.
+    assert (review.summary["old_label"], review.summary["new_label"]) == (old_sha, new_sha)
+
+
+def test_non_sha_labels_kept_as_given(versions: tuple[Path, Path], tmp_path: Path):
+    old, new = versions
+    # A tag or branch, even a long or hex-looking one, is not shortened; neither is a 12-char sha.
+    review = review_datasets(
+        old, new, tmp_path / "out", old_label="deadbeefcafe", new_label="release-2024-01-03"
+    )
+    assert review.summary_text.startswith("Dataset review deadbeefcafe -> release-2024-01-03: ")
+    md = review.markdown_path.read_text()
+    assert md.startswith("# Dataset review: deadbeefcafe -> release-2024-01-03\n")
+    assert "Versions:" not in md
+
+
+def test_demo_dataset_label_distribution(tmp_path: Path):
+    """The demo project's data (int labels 0..2) gets a label distribution in the review."""
+    from dev.harness.dvc import demo_records
+
+    _write_jsonl(tmp_path / "v1" / "train.jsonl", demo_records(1))
+    _write_jsonl(tmp_path / "v2" / "train.jsonl", demo_records(2))
+    review = review_datasets(
+        tmp_path / "v1", tmp_path / "v2", tmp_path / "out", old_label="v1", new_label="v2"
+    )
+    train = review.summary["tables"]["train.jsonl"]
+    assert train["label_counts"] == {"label": {"0": 9, "1": 8, "2": 8}}
+    assert "id" not in train["label_counts"]
+    md = review.markdown_path.read_text()
+    assert "### Value counts" in md and "| 0 | 7 | 9 |  |" in md
