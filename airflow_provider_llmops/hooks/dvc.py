@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_llmops.assets import DEFAULT_CONN_ID, repo_name
 from airflow_provider_llmops.exceptions import (
     DvcChecksumError,
     DvcCommandError,
@@ -46,7 +47,8 @@ from airflow_provider_llmops.exceptions import (
 if TYPE_CHECKING:
     from dvc.repo import Repo
 
-DEFAULT_CONN_ID = "llmops_dvc_default"
+__all__ = ["DEFAULT_CONN_ID", "DvcHook", "repo_name"]
+
 DEFAULT_REV = "main"
 OVERRIDE_REMOTE_NAME = "airflow"
 MARKER_SUFFIX = ".dvc-pull.json"
@@ -64,6 +66,10 @@ _CREDENTIAL_KEYS: dict[str, tuple[str, str]] = {
     "webdavs": ("user", "password"),
     "oss": ("oss_key_id", "oss_key_secret"),
 }
+
+
+# `scheme://userinfo@` anywhere in a text (git and DVC quote URLs in their error messages).
+_URL_USERINFO_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
 
 
 def _strip_userinfo(url: str) -> str:
@@ -91,7 +97,11 @@ class _Settings:
 
 
 class _Progress:
-    """Logs `files` and `bytes` done (and the rate) every `interval` seconds from a thread."""
+    """Logs files and bytes done, rate and ETA every `interval` seconds from a thread.
+
+    Counts come from `add()` calls, or from `probe()` (files, bytes) when given: a watcher over
+    the folder being filled, for transfers that DVC runs without callbacks.
+    """
 
     def __init__(
         self,
@@ -118,17 +128,26 @@ class _Progress:
         self.bytes += nbytes
         self.files += files
 
-    def _report(self) -> None:
+    def _report(self, final: bool = False) -> None:
         files, nbytes = self.probe() if self.probe else (self.files, self.bytes)
         elapsed = max(time.monotonic() - self._start, 1e-6)
+        rate = nbytes / elapsed
+        if final:
+            eta = "done"
+        elif rate > 0 and self.total_bytes > nbytes:
+            eta = f"ETA {(self.total_bytes - nbytes) / rate:.0f}s"
+        else:
+            eta = "ETA unknown"
         self.log.info(
-            "%s: %d/%d files, %.1f/%.1f MB, %.1f MB/s",
+            "%s: %d/%d files, %.1f/%.1f MB, %.1f MB/s, %.0fs elapsed, %s",
             self.what,
-            files,
+            min(files, self.total_files) if self.total_files else files,
             self.total_files,
             nbytes / 1e6,
             self.total_bytes / 1e6,
-            nbytes / 1e6 / elapsed,
+            rate / 1e6,
+            elapsed,
+            eta,
         )
 
     def _run(self) -> None:
@@ -144,7 +163,50 @@ class _Progress:
         self._stop.set()
         self._thread.join(timeout=5)
         if exc[0] is None:
-            self._report()
+            self._report(final=True)
+
+
+class _NewFiles:
+    """Probe for `_Progress`: files written since creation under DVC object folders.
+
+    Looks at the two-hex-digit shard folders (``xx/``) of each root and lists only those whose
+    mtime moved, so a big, old cache or remote costs a few hundred stat calls per report.
+    """
+
+    def __init__(self, roots: Sequence[Path]) -> None:
+        self.roots = [r for r in dict.fromkeys(roots)]
+        self.since = time.time_ns() - 1_000_000_000  # 1s slack for coarse file system clocks
+
+    def probe(self) -> tuple[int, int]:
+        files = nbytes = 0
+        for root in self.roots:
+            try:
+                shards = [e for e in os.scandir(root) if len(e.name) == 2 and e.is_dir()]
+            except OSError:
+                continue
+            for shard in shards:
+                with contextlib.suppress(OSError):
+                    if shard.stat().st_mtime_ns < self.since:
+                        continue
+                    for entry in os.scandir(shard.path):
+                        st = entry.stat()
+                        if st.st_mtime_ns >= self.since and entry.is_file():
+                            files += 1
+                            nbytes += st.st_size
+        return files, nbytes
+
+
+def _tree_size(path: Path) -> tuple[int, int]:
+    """(files, bytes) under `path` (or of the file)."""
+    if not path.is_dir():
+        return 1, path.stat().st_size
+    files = nbytes = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                nbytes += os.stat(os.path.join(root, name)).st_size
+                files += 1
+    return files, nbytes
 
 
 class DvcHook(BaseHook):
@@ -237,10 +299,10 @@ class DvcHook(BaseHook):
             mask_secret(value)
 
     def redact(self, text: str) -> str:
-        """`text` with every secret of this connection replaced by ***."""
+        """`text` with every secret of this connection, and the userinfo of any URL, replaced by ***."""
         for value in self._secrets():
             text = text.replace(value, "***")
-        return text
+        return _URL_USERINFO_RE.sub(r"\1***@", text)
 
     @property
     def repo_label(self) -> str:
@@ -252,12 +314,14 @@ class DvcHook(BaseHook):
         return repo_name(self.settings.repo)
 
     # ------------------------------------------------------------------ git plumbing
-    def _git(self, args: Sequence[str], cwd: Path, check: bool = True, timeout: float | None = None) -> str:
+    def _git_run(
+        self, args: Sequence[str], cwd: Path, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The one place git runs: argv list, no prompts, C locale, a timeout (DvcCommandError)."""
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-        argv = ["git", *args]
         try:
-            proc = subprocess.run(
-                argv,
+            return subprocess.run(
+                ["git", *args],
                 cwd=cwd,
                 env=env,
                 capture_output=True,
@@ -273,6 +337,10 @@ class DvcHook(BaseHook):
                 ),
                 repo=self.repo_label,
             ) from err
+
+    def _git(self, args: Sequence[str], cwd: Path, check: bool = True, timeout: float | None = None) -> str:
+        """stdout of a git command; on failure DvcCommandError (check) or ''."""
+        proc = self._git_run(args, cwd, timeout)
         if check and proc.returncode != 0:
             raise DvcCommandError(
                 self.redact(
@@ -284,20 +352,10 @@ class DvcHook(BaseHook):
         return proc.stdout.strip() if proc.returncode == 0 else ""
 
     def _git_ok(self, args: Sequence[str], cwd: Path) -> bool:
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        """True when a git command succeeds (a timeout counts as failure)."""
         try:
-            return (
-                subprocess.run(
-                    ["git", *args],
-                    cwd=cwd,
-                    env=env,
-                    capture_output=True,
-                    timeout=self.git_timeout,
-                    check=False,
-                ).returncode
-                == 0
-            )
-        except subprocess.TimeoutExpired:
+            return self._git_run(args, cwd).returncode == 0
+        except DvcCommandError:
             return False
 
     @property
@@ -694,15 +752,18 @@ class DvcHook(BaseHook):
         }
 
     # ------------------------------------------------------------------ pull
-    def pull(self, path: str, rev: str | None = None, dest: str | os.PathLike[str] = ".") -> dict[str, Any]:
-        """Materialise tracked `path` at `rev` as `dest` (a folder for a tracked folder, else a file).
+    def pull(self, path: str, rev: str | None, dest: str | os.PathLike[str]) -> dict[str, Any]:
+        """Materialise tracked `path` at `rev` (None: the configured rev) as `dest`.
 
-        Idempotent: a marker next to `dest` (``.<name>.dvc-pull.json``) records the md5; when it
-        and the files on disk match, nothing is transferred. Every file is checked against its md5.
+        `dest` becomes the folder (tracked folder) or the file itself: whatever is there is
+        replaced, so it is required and may not be the current directory, one of its parents,
+        or the project's working copy. Idempotent: a marker next to `dest`
+        (``.<name>.dvc-pull.json``) records the md5 and each file's size and mtime; when they
+        match the files on disk, nothing is transferred. Every file is checked against its md5.
         Returns ``{repo, path, rev, sha, md5, size, nfiles, hash, local_path, transferred}``.
         """
+        target = self._check_dest(dest, path, rev)
         info = self.path_info(path, rev)
-        target = Path(dest).absolute()
         marker = target.parent / f".{target.name}{MARKER_SUFFIX}"
         result = {**info, "local_path": str(target)}
         if self._marker_matches(marker, target, info):
@@ -714,7 +775,7 @@ class DvcHook(BaseHook):
                 info["md5"],
                 target,
             )
-            _write_marker(marker, info)
+            _write_marker(marker, info, target)
             return {**result, "transferred": False}
         start = time.monotonic()
         with self.open_repo() as repo:
@@ -751,7 +812,7 @@ class DvcHook(BaseHook):
                 missing = sorted({m for _, m in manifest if not os.path.exists(odb.oid_to_path(m))})
                 self._transfer(repo, missing, info["hash"], info)
                 self._materialise(odb, manifest, target, info, total, from_remote=True)
-        _write_marker(marker, info)
+        _write_marker(marker, info, target)
         elapsed = time.monotonic() - start
         self.log.info(
             "Pulled %s@%s (%s, %d files, %.1f MB) to %s in %.1fs",
@@ -764,6 +825,32 @@ class DvcHook(BaseHook):
             elapsed,
         )
         return {**result, "transferred": True}
+
+    def _check_dest(self, dest: str | os.PathLike[str], path: str, rev: str | None) -> Path:
+        """`dest` as an absolute path, refusing ones whose replacement would delete too much."""
+        if dest is None or not str(dest).strip():
+            raise DvcError(
+                f"No destination given for {path!r} (rev {rev!r}) of {self.repo_label}: pass the "
+                "folder (or file) the data should become.",
+                repo=self.repo_label,
+                rev=str(rev or ""),
+                path=path,
+            )
+        target = Path(os.path.abspath(dest))
+        cwd = Path(os.path.abspath(os.getcwd()))
+        protected = [cwd, Path.home()]
+        if self.is_local_checkout:
+            protected.append(Path(self.settings.repo).resolve())
+        if target == Path(target.anchor) or any(p == target or target in p.parents for p in protected):
+            raise DvcError(
+                f"Refusing to materialise {path!r} (rev {rev!r}) of {self.repo_label} as {target}: it "
+                "would replace the current directory, the home folder or the project itself. Pass a "
+                "dedicated folder such as ./data/<name>.",
+                repo=self.repo_label,
+                rev=str(rev or ""),
+                path=path,
+            )
+        return target
 
     def _materialise(
         self,
@@ -819,11 +906,11 @@ class DvcHook(BaseHook):
             return False
         if data.get("md5") != info["md5"] or data.get("path") != info["path"] or not target.exists():
             return False
-        files = [p for p in target.rglob("*") if p.is_file()] if target.is_dir() else [target]
-        if info.get("nfiles") is not None and len(files) != info["nfiles"]:
-            return False
-        size = info.get("size")
-        return size is None or sum(p.stat().st_size for p in files) == size
+        recorded = data.get("files")
+        if not isinstance(recorded, dict):
+            return False  # marker of an older version: re-materialise once
+        # Count, sizes and mtimes of what is on disk now: a same-size edit changes the mtime.
+        return _file_stats(target) == {k: list(v) for k, v in recorded.items()}
 
     # ------------------------------------------------------------------ publish
     def add_and_publish(self, path: str, tag: str, message: str | None = None) -> dict[str, Any]:
@@ -908,14 +995,13 @@ class DvcHook(BaseHook):
                 ["rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}"], cwd=wd, check=False
             )
             if tag_sha:
-                return self._existing_tag(repo, path, tag, tag_sha)
+                return self._existing_tag(repo, path, tag, tag_sha, branch, has_origin)
             saved = {
                 rel: (wd / rel).read_bytes() if (wd / rel).exists() else None for rel in (dvc_file, gitignore)
             }
             created_tag = False
             try:
-                self.log.info("dvc add %s in %s", path, self.repo_label)
-                repo.add(str(data))
+                self._dvc_add(repo, data, path=path, tag=tag)
                 self._git(
                     ["add", "--", dvc_file, *([gitignore] if (wd / gitignore).exists() else [])], cwd=wd
                 )
@@ -927,27 +1013,9 @@ class DvcHook(BaseHook):
                 created_tag = True
                 sha = self.resolve_rev("HEAD", path=path)
                 info = self.path_info(path, tag)
-                self.log.info("dvc push %s (%s) to remote %s", path, info["md5"], repo.llmops_remote)  # type: ignore[attr-defined]
-                with _Progress(
-                    self.log,
-                    f"push {path}",
-                    int(info.get("nfiles") or 1),
-                    int(info.get("size") or 0),
-                    self.progress_interval,
-                ):
-                    self._push(repo, [str(data)], rev=tag, path=path)
+                self._push_with_progress(repo, data, info, rev=tag, path=path)
                 if has_origin:
-                    self._git(
-                        [
-                            "push",
-                            "--quiet",
-                            "--atomic",
-                            self.settings.git_remote,
-                            f"HEAD:refs/heads/{branch}",
-                            f"refs/tags/{tag}",
-                        ],
-                        cwd=wd,
-                    )
+                    self._git_push_refs(wd, branch, tag, sha)
             except BaseException:
                 self.log.error(
                     "Publishing %s as %s failed; restoring %s to %s", path, tag, branch, orig_head[:12]
@@ -964,7 +1032,9 @@ class DvcHook(BaseHook):
         self.log.info("Published %s as %s (%s, md5 %s)", path, tag, sha[:12], info["md5"])
         return {**info, "rev": tag, "sha": sha, "created": True}
 
-    def _existing_tag(self, repo: Repo, path: str, tag: str, tag_sha: str) -> dict[str, Any]:
+    def _existing_tag(
+        self, repo: Repo, path: str, tag: str, tag_sha: str, branch: str, has_origin: bool
+    ) -> dict[str, Any]:
         at_tag = self.path_info(path, tag)
         head = self._show("HEAD", f"{path}.dvc")
         head_md5 = self.path_info(path, "HEAD")["md5"] if head else None
@@ -973,7 +1043,17 @@ class DvcHook(BaseHook):
         except Exception:
             clean = False
         if clean and head_md5 == at_tag["md5"]:
-            self.log.info("Tag %s already holds %s (md5 %s): nothing to publish", tag, path, at_tag["md5"])
+            # The tag may come from a run that died between `git tag` and the pushes: finish
+            # them (both are idempotent and cheap when everything is already there).
+            self.log.info(
+                "Tag %s already holds %s (md5 %s); making sure the data and refs reached the remotes",
+                tag,
+                path,
+                at_tag["md5"],
+            )
+            self._push_with_progress(repo, self.workdir() / path, at_tag, rev=tag, path=path)
+            if has_origin:
+                self._git_push_refs(self.workdir(), branch, tag, tag_sha)
             return {**at_tag, "rev": tag, "sha": tag_sha, "created": False}
         raise DvcTagExistsError(
             f"Tag {tag!r} already exists in {self.repo_label} ({tag_sha[:12]}) with different data for "
@@ -982,6 +1062,79 @@ class DvcHook(BaseHook):
             rev=tag,
             path=path,
         )
+
+    def _dvc_add(self, repo: Repo, data: Path, *, path: str, tag: str) -> None:
+        """`dvc add` with progress (bytes written to the cache) and errors as DvcCommandError."""
+        total_files, total_bytes = _tree_size(data)
+        self.log.info(
+            "dvc add %s in %s (%d files, %.1f MB)", path, self.repo_label, total_files, total_bytes / 1e6
+        )
+        watch = _NewFiles([Path(repo.cache.local.path), Path(repo.cache.legacy.path)])
+        try:
+            with _Progress(
+                self.log, f"dvc add {path}", total_files, total_bytes, self.progress_interval, watch.probe
+            ):
+                repo.add(str(data))
+        except DvcError:
+            raise
+        except Exception as err:
+            raise DvcCommandError(
+                self.redact(
+                    f"dvc add of {path!r} (tag {tag!r}) in {self.repo_label} failed: "
+                    f"{type(err).__name__}: {err}"
+                ),
+                repo=self.repo_label,
+                rev=tag,
+                path=path,
+            ) from err
+
+    def _push_with_progress(
+        self, repo: Repo, data: Path, info: dict[str, Any], *, rev: str, path: str
+    ) -> int:
+        """`dvc push` of one tracked path, logging objects/bytes arriving at a local remote."""
+        remote_name = repo.llmops_remote  # type: ignore[attr-defined]
+        self.log.info("dvc push %s (%s) to remote %s", path, info["md5"], remote_name)
+        probe = None
+        try:
+            remote = repo.cloud.get_remote(remote_name)
+            if type(remote.fs).__name__ == "LocalFileSystem":
+                root = Path(remote.path)
+                probe = _NewFiles([root, root / "files" / "md5"]).probe
+        except Exception:  # no probe: progress logs elapsed time only
+            probe = None
+        with _Progress(
+            self.log,
+            f"dvc push {path}",
+            int(info.get("nfiles") or 1),
+            int(info.get("size") or 0),
+            self.progress_interval,
+            probe,
+        ):
+            pushed = self._push(repo, [str(data)], rev=rev, path=path)
+        self.log.info("dvc push %s: %d object(s) transferred", path, pushed)
+        return pushed
+
+    def _git_push_refs(self, wd: Path, branch: str, tag: str, sha: str) -> None:
+        """Push `branch` and `tag` to the git remote unless it already has them (idempotent)."""
+        remote = self.settings.git_remote
+        refs: dict[str, str] = {}
+        listing = self._git(["ls-remote", remote, f"refs/heads/{branch}", f"refs/tags/{tag}"], cwd=wd)
+        for line in listing.splitlines():
+            obj, _, ref = line.partition("\t")
+            refs[ref.strip()] = obj.strip()
+        specs: list[str] = []
+        local_tag = self._git(["rev-parse", "-q", "--verify", f"refs/tags/{tag}"], cwd=wd, check=False)
+        if refs.get(f"refs/tags/{tag}") != local_tag:
+            specs.append(f"refs/tags/{tag}")
+        remote_branch = refs.get(f"refs/heads/{branch}")
+        # The branch must contain the tagged commit; one that moved on past it is left alone.
+        if remote_branch is None or not self._git_ok(["merge-base", "--is-ancestor", sha, remote_branch], wd):
+            specs.append(f"HEAD:refs/heads/{branch}")
+        if not specs:
+            self.log.info("git remote %s already has %s and %s", remote, branch, tag)
+            return
+        self.log.info("git push %s %s", remote, " ".join(specs))
+        self._git(["push", "--quiet", "--atomic", remote, *specs], cwd=wd)
 
     def _push(self, repo: Repo, targets: list[str] | None, *, rev: str, path: str) -> int:
         try:
@@ -1023,17 +1176,13 @@ class DvcHook(BaseHook):
 def _secret_values(s: _Settings) -> list[str]:
     values = [s.password or ""]
     values += [str(v) for k, v in s.remote_config.items() if _SECRET_KEY_RE.search(k)]
-    for url in (s.repo, s.remote_url or ""):
+    for url in (s.repo, s.remote_url or "", str(s.remote_config.get("url") or "")):
         parts = urlsplit(url)
         if parts.password:
             values.append(parts.password)
+        elif parts.username:  # https://TOKEN@host/repo.git: the user name is the token
+            values.append(parts.username)
     return sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
-
-
-def repo_name(repo: str) -> str:
-    """Short name of a project: last path component without ``.git`` (``datasets`` for ``.../datasets.git``)."""
-    tail = re.split(r"[/:]", repo.rstrip("/"))[-1] or "repo"
-    return tail[:-4] if tail.endswith(".git") else tail
 
 
 def _norm(path: str) -> str:
@@ -1059,10 +1208,26 @@ def _copy_md5(src: Path, dst: Path, progress: _Progress) -> str:
     return digest.hexdigest()
 
 
-def _write_marker(marker: Path, info: dict[str, Any]) -> None:
+def _file_stats(target: Path) -> dict[str, list[int]]:
+    """{relpath: [size, mtime_ns]} of every file of `target` ('' for a single file); stat only."""
+    if not target.is_dir():
+        st = target.stat()
+        return {"": [st.st_size, st.st_mtime_ns]}
+    stats: dict[str, list[int]] = {}
+    for root, _, names in os.walk(target):
+        for name in names:
+            full = os.path.join(root, name)
+            st = os.stat(full)
+            stats[os.path.relpath(full, target).replace(os.sep, "/")] = [st.st_size, st.st_mtime_ns]
+    return stats
+
+
+def _write_marker(marker: Path, info: dict[str, Any], target: Path) -> None:
     keys = ("repo", "path", "rev", "sha", "md5", "size", "nfiles")
+    data: dict[str, Any] = {k: info.get(k) for k in keys}
+    data["files"] = _file_stats(target)
     tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps({k: info.get(k) for k in keys}, sort_keys=True))
+    tmp.write_text(json.dumps(data, sort_keys=True))
     os.replace(tmp, marker)
 
 

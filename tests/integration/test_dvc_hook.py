@@ -139,3 +139,93 @@ def test_push_reports_objects(dvc_dataset, dvc_conn):
     result = DvcHook(dvc_conn).push("data/train")
     assert result["pushed"] == 3  # v2's .dir and two files (cache has v1 too, not pushed)
     assert len(project.remote_objects()) == 3
+
+
+def _crash_after_local_tag(project, files: dict[str, str], tag: str) -> None:
+    """What add_and_publish does before its pushes: dvc add, commit, tag; then the worker 'dies'."""
+    project.write_files("data/train", files)
+    with project.repo() as repo:
+        repo.add(str(project.path / "data" / "train"))
+    project.git("add", "data/train.dvc")
+    project.git("commit", "--quiet", "-m", f"Update data/train ({tag})")
+    project.git("tag", "-a", tag, "-m", f"Update data/train ({tag})")
+
+
+def test_retry_after_crash_between_tag_and_push_publishes(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    _crash_after_local_tag(project, {"train.jsonl": '{"id": 7, "text": "v3", "label": "a"}\n'}, "v3")
+    md5 = project.md5_of("data/train", "v3")
+    dir_object = f"files/md5/{md5[:2]}/{md5[2:]}"
+    assert dir_object not in project.remote_objects()
+    assert "refs/tags/v3" not in project.origin_refs()
+
+    result = DvcHook(dvc_conn).add_and_publish("data/train", "v3", "retry")
+    assert result["created"] is False  # the tag was there: nothing new committed ...
+    assert result["sha"] == project.head() == project.tags()["v3"]
+    assert dir_object in project.remote_objects()  # ... but the data reached the DVC remote
+    with project.repo() as repo:
+        assert not repo.status(
+            targets=[str(project.path / "data" / "train")], cloud=True
+        )  # every object is there
+    origin = project.origin_refs()
+    assert origin["refs/heads/main"] == project.head()  # and the branch and tag reached origin
+    assert "refs/tags/v3" in origin
+    # A third run finds everything in place and changes nothing.
+    before = project.snapshot()
+    assert DvcHook(dvc_conn).add_and_publish("data/train", "v3", "again")["created"] is False
+    assert project.snapshot() == before
+
+
+def test_pull_needs_a_destination(dvc_dataset, dvc_conn):
+    with pytest.raises(TypeError):
+        DvcHook(dvc_conn).pull("data/train", "v1")  # type: ignore[call-arg]
+
+
+def test_pull_refuses_the_current_directory(dvc_dataset, dvc_conn, tmp_path, monkeypatch):
+    from airflow_provider_llmops.exceptions import DvcError
+
+    cwd = tmp_path / "cwd"
+    (cwd / "sub").mkdir(parents=True)
+    (cwd / "keep.txt").write_text("precious\n")
+    monkeypatch.chdir(cwd / "sub")
+    for dest in (".", "..", str(dvc_dataset["project"].path)):
+        with pytest.raises(DvcError, match="Refusing to materialise"):
+            DvcHook(dvc_conn).pull("data/train", "v1", dest)
+    assert (cwd / "keep.txt").read_text() == "precious\n"
+    assert (cwd / "sub").is_dir()
+
+
+def test_pull_repairs_same_size_edit(dvc_dataset, dvc_conn, tmp_path):
+    import os
+
+    hook = DvcHook(dvc_conn)
+    dest = tmp_path / "train"
+    hook.pull("data/train", "v1", dest)
+    target = dest / "train.jsonl"
+    original = target.read_text()
+    edited = original.replace("hello", "HELLO")
+    assert len(edited) == len(original)
+    st = target.stat()
+    target.write_text(edited)
+    # An edit a moment later: same size, newer mtime (set explicitly for coarse clocks).
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert hook.pull("data/train", "v1", dest)["transferred"] is True
+    assert _files(dest) == V1_FILES
+    assert hook.pull("data/train", "v1", dest)["transferred"] is False
+
+
+def test_publish_logs_add_and_push_progress(dvc_dataset, dvc_conn, capfd, caplog):
+    import re
+
+    project = dvc_dataset["project"]
+    project.write_files("data/train", {"train.jsonl": "x" * 300_000, "b.jsonl": "y" * 200_000})
+    capfd.readouterr()
+    DvcHook(dvc_conn, progress_interval=0.05).add_and_publish("data/train", "v3", "progress")
+    captured = capfd.readouterr()
+    text = captured.out + captured.err + caplog.text
+    add = re.findall(r"dvc add data/train: [^\n]*", text)
+    push = re.findall(r"dvc push data/train: \d+/[^\n]*", text)
+    assert add and push, text
+    assert "2/2 files, 0.5/0.5 MB" in add[-1] and "done" in add[-1], add
+    assert "2/2 files, 0.5/0.5 MB" in push[-1] and "done" in push[-1], push
+    assert all("MB/s" in line and ("ETA" in line or "done" in line) for line in add + push)

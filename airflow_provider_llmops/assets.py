@@ -1,0 +1,87 @@
+"""What DVC operators and the sensor need at DAG parse time: connection default and lineage names.
+
+Kept small on purpose (stdlib + ``airflow.sdk`` only): the DAG processor imports it for every
+DAG file that uses the provider, while the hook (git/DVC plumbing) is imported only when a task
+runs. Lineage:
+
+* a dataset path is the Asset ``dvc://<repo-name>/<path>`` (a review: ``dvc-review://...``);
+  ``<repo-name>`` is the last component of the repo URL/path without ``.git``, or the
+  connection id when no ``repo`` is given;
+* when ``path`` or ``repo`` is templated the Asset is only known at run time, so the task
+  declares the AssetAlias ``dvc:<dag_id>:<task_id>`` (``dvc-review:...``) instead and
+  attaches the concrete Asset to it when it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import Asset, AssetAlias, Context
+
+__all__ = [
+    "ASSET_KEYS",
+    "DEFAULT_CONN_ID",
+    "dvc_alias",
+    "dvc_asset",
+    "dvc_review_asset",
+    "last_success_xcom",
+    "repo_name",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONN_ID = "llmops_dvc_default"
+# What a dataset asset event carries in its extra.
+ASSET_KEYS = ("repo", "path", "rev", "sha", "md5", "size", "nfiles")
+
+
+def repo_name(repo: str) -> str:
+    """Short name of a project: last path component without ``.git`` (``datasets`` for ``.../datasets.git``)."""
+    tail = re.split(r"[/:]", repo.rstrip("/"))[-1] or "repo"
+    return tail[:-4] if tail.endswith(".git") else tail
+
+
+@lru_cache(maxsize=256)
+def _asset(scheme: str, repo_or_conn: str, path: str) -> Asset:
+    from airflow.sdk import Asset
+
+    return Asset(f"{scheme}://{repo_name(repo_or_conn)}/{path.strip('/')}")
+
+
+def dvc_asset(repo_or_conn: str, path: str) -> Asset:
+    """The Asset of a DVC-tracked path: ``dvc://<repo-name>/<path>`` (repo URL/path or connection id)."""
+    return _asset("dvc", repo_or_conn, path)
+
+
+def dvc_review_asset(repo_or_conn: str, path: str) -> Asset:
+    """The Asset of the review of a DVC-tracked path: ``dvc-review://<repo-name>/<path>``."""
+    return _asset("dvc-review", repo_or_conn, path)
+
+
+def dvc_alias(kind: str, dag_id: str, task_id: str) -> AssetAlias:
+    """AssetAlias ``<kind>:<dag_id>:<task_id>`` for a task whose Asset is only known at run time."""
+    from airflow.sdk import AssetAlias
+
+    return AssetAlias(f"{kind}:{dag_id}:{task_id}")
+
+
+def last_success_xcom(context: Context, task_id: str, key: str) -> Any:
+    """``return_value[key]`` of `task_id` in its dag's last successful run; None when there is none."""
+    ti = context.get("ti")
+    if ti is None:
+        return None
+    try:
+        from airflow.sdk import TaskInstanceState
+
+        prev = ti.get_previous_ti(state=TaskInstanceState.SUCCESS)  # type: ignore[union-attr]
+        if prev is None:
+            return None
+        value = ti.xcom_pull(task_ids=task_id, dag_id=ti.dag_id, run_id=prev.run_id)
+    except Exception as err:  # older API or no previous run: callers fall back
+        log.info("No previous successful run to compare with (%s)", type(err).__name__)
+        return None
+    return value.get(key) if isinstance(value, dict) else None
