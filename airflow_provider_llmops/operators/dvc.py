@@ -2,10 +2,15 @@
 
 Each operator declares the dataset Asset ``dvc://<repo-name>/<path>`` at parse time (repo-name:
 the last component of `repo` without ``.git``, or the connection id when `repo` is not given)
-and attaches ``{rev, sha, md5, size, nfiles, ...}`` to the asset event at run time.
+and attaches ``{rev, sha, md5, size, nfiles, ...}`` to the asset event at run time. When `path`
+or `repo` is templated, the Asset is only known at run time: the operator then declares the
+AssetAlias ``dvc:<dag_id>:<task_id>`` and adds the rendered Asset to it when it runs (see
+`airflow_provider_llmops.assets`).
 
 Without an explicit rev, `DvcPullOperator` and `DvcDatasetReviewOperator` use the last commit
 on the branch at or before the run's logical date, so a backfill reproduces the data each date saw.
+
+The hook is imported inside `execute()` only: parsing a DAG never loads the git/DVC plumbing.
 """
 
 from __future__ import annotations
@@ -15,11 +20,23 @@ import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseOperator, Context
+from airflow.sdk import BaseOperator
 
-from airflow_provider_llmops.hooks.dvc import DEFAULT_CONN_ID, DvcHook, repo_name
+from airflow_provider_llmops.assets import (
+    ASSET_KEYS,
+    DEFAULT_CONN_ID,
+    dvc_alias,
+    dvc_asset,
+    dvc_review_asset,
+    last_success_xcom,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Asset, AssetAlias, Context
+
+    from airflow_provider_llmops.hooks.dvc import DvcHook
 
 __all__ = [
     "DvcAddOperator",
@@ -28,13 +45,6 @@ __all__ = [
     "DvcPushOperator",
     "dvc_asset",
 ]
-
-ASSET_KEYS = ("repo", "path", "rev", "sha", "md5", "size", "nfiles")
-
-
-def dvc_asset(repo_or_conn: str, path: str) -> Asset:
-    """The Asset of a DVC-tracked path: ``dvc://<repo-name>/<path>``."""
-    return Asset(f"dvc://{repo_name(repo_or_conn)}/{path.strip('/')}")
 
 
 def _templated(*values: str | None) -> bool:
@@ -54,44 +64,75 @@ def _require(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
 
 
-class _DvcBaseOperator(BaseOperator):
-    """Shared: connection + repo override, the dataset Asset declared at parse time."""
+def _check_path(path: Any) -> None:
+    _require("path", path)
+    if os.path.isabs(path) or ".." in path.replace("\\", "/").split("/"):
+        raise ValueError(f"path must be relative to the DVC project root, got {path!r}")
 
-    def __init__(
-        self,
-        *,
-        path: str,
-        dvc_conn_id: str = DEFAULT_CONN_ID,
-        repo: str | None = None,
-        emit_asset: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        _require("path", path)
-        if os.path.isabs(path) or ".." in Path(path).parts:
-            raise ValueError(f"path must be relative to the DVC project root, got {path!r}")
+
+def _declare_alias(op: BaseOperator, kind: str) -> AssetAlias:
+    """Append the AssetAlias of a task whose Asset is templated to its outlets (needs dag_id)."""
+    alias = dvc_alias(kind, op.dag_id, op.task_id)
+    op.outlets.append(alias)
+    return alias
+
+
+def _with_outlet(kwargs: dict[str, Any], outlet: Asset) -> None:
+    kwargs["outlets"] = [*(kwargs.pop("outlets", None) or []), outlet]
+
+
+class _DvcLineage:
+    """Mixin (not an operator class: no extra apply_defaults layer) for the dataset operators.
+
+    `_init_dvc(...)` runs before ``BaseOperator.__init__`` (literal path: the Asset goes into
+    `outlets`); `_declare_alias(self, kind)` after it (templated: the AssetAlias needs dag_id).
+    """
+
+    _ASSET_KIND = "dvc"
+
+    path: str
+    dvc_conn_id: str
+    repo: str | None
+    asset: Asset | None
+    asset_alias: AssetAlias | None
+
+    def _init_dvc(
+        self, path: str, dvc_conn_id: str, repo: str | None, emit_asset: bool, kwargs: dict[str, Any]
+    ) -> bool:
+        """Validate and store the shared arguments; True when an alias must be declared after init."""
+        _check_path(path)
         self.path = path
         self.dvc_conn_id = dvc_conn_id
         self.repo = repo
-        self.asset: Asset | None = None
-        if emit_asset and not _templated(path, repo):
-            self.asset = self._make_asset(repo or dvc_conn_id, path)
-            outlets = list(kwargs.pop("outlets", None) or [])
-            kwargs["outlets"] = [*outlets, self.asset]
-        super().__init__(**kwargs)
+        self.asset = None
+        self.asset_alias = None
+        if not emit_asset:
+            return False
+        if _templated(path, repo):
+            return True
+        self.asset = self._asset_for(repo or dvc_conn_id, path)
+        _with_outlet(kwargs, self.asset)
+        return False
 
     @staticmethod
-    def _make_asset(repo_or_conn: str, path: str) -> Asset:
+    def _asset_for(repo_or_conn: str, path: str) -> Asset:
         return dvc_asset(repo_or_conn, path)
 
     def get_hook(self) -> DvcHook:
+        from airflow_provider_llmops.hooks.dvc import DvcHook
+
         return DvcHook(self.dvc_conn_id, repo=self.repo)
 
     def _emit(self, context: Context, extra: dict[str, Any]) -> None:
-        if self.asset is None:
-            return
         events = context.get("outlet_events")
-        if events is not None:
+        if events is None:
+            return
+        if self.asset is not None:
             events[self.asset].extra = extra
+        elif self.asset_alias is not None:
+            # Rendered values now: the Asset this run actually produced.
+            asset = self._asset_for(self.repo or self.dvc_conn_id, self.path)
+            events[self.asset_alias].add(asset, extra=extra)
 
     def _resolve(
         self, hook: DvcHook, context: Context, rev: str | None, branch: str | None
@@ -102,7 +143,7 @@ class _DvcBaseOperator(BaseOperator):
         logical_date = context.get("logical_date")
         if logical_date is not None:
             sha = hook.resolve_rev_at(logical_date, branch, path=self.path)
-            self.log.info(
+            hook.log.info(
                 "No rev given: %s as of logical date %s is %s",
                 branch or hook.settings.rev,
                 logical_date.isoformat(),
@@ -113,7 +154,7 @@ class _DvcBaseOperator(BaseOperator):
         return label, hook.resolve_rev(label, path=self.path)
 
 
-class DvcPullOperator(_DvcBaseOperator):
+class DvcPullOperator(_DvcLineage, BaseOperator):
     """Materialise a DVC-tracked path at a rev into `local_path` (idempotent, md5-verified).
 
     :param path: tracked path inside the project (a folder or file with a ``.dvc`` file).
@@ -121,6 +162,13 @@ class DvcPullOperator(_DvcBaseOperator):
     :param rev: branch, tag or commit; default: the last commit of `branch` at or before the
         logical date (branch tip for runs without one).
     :param branch: branch for date resolution (default: the connection's rev).
+    :param dvc_conn_id: ``llmops_dvc`` connection (repo, rev, remote, credentials).
+    :param repo: git URL or local path overriding the connection's ``repo`` extra. It also names
+        the Asset (``dvc://<repo-name>/<path>``); without it the Asset is named after the
+        connection id (``dvc://<dvc_conn_id>/<path>``), so two connections to one project give
+        two Assets: pass `repo` when several DAGs must agree on the name.
+    :param emit_asset: declare the Asset (or, when `path`/`repo` is templated, the AssetAlias
+        ``dvc:<dag_id>:<task_id>``) as outlet and attach the version to its event.
     :return: ``{repo, path, rev, sha, md5, size, nfiles, local_path, transferred}``.
     """
 
@@ -136,12 +184,16 @@ class DvcPullOperator(_DvcBaseOperator):
         branch: str | None = None,
         dvc_conn_id: str = DEFAULT_CONN_ID,
         repo: str | None = None,
+        emit_asset: bool = True,
         **kwargs: Any,
     ) -> None:
         _require("local_path", local_path)
         if rev is not None:
             _require("rev", rev)
-        super().__init__(path=path, dvc_conn_id=dvc_conn_id, repo=repo, **kwargs)
+        alias = self._init_dvc(path, dvc_conn_id, repo, emit_asset, kwargs)
+        super().__init__(**kwargs)
+        if alias:
+            self.asset_alias = _declare_alias(self, self._ASSET_KIND)
         self.local_path = local_path
         self.rev = rev
         self.branch = branch
@@ -155,11 +207,21 @@ class DvcPullOperator(_DvcBaseOperator):
         return {k: result.get(k) for k in (*ASSET_KEYS, "local_path", "transferred")}
 
 
-class DvcAddOperator(_DvcBaseOperator):
+class DvcAddOperator(_DvcLineage, BaseOperator):
     """Publish the workspace data at `path` as a new version: dvc add, commit, tag, dvc push, git push.
 
     Validates first (clean tree apart from `path`, tag unused, remotes reachable); re-running
-    with the same tag and data is a no-op. Needs `repo` to be a local git working copy.
+    with the same tag and data is a no-op (it still makes sure the data and the branch + tag
+    reached the remotes, so a retry after a crash part-way finishes the publication). Needs
+    `repo` to be a local git working copy.
+
+    :param dvc_conn_id: ``llmops_dvc`` connection (repo, rev, remote, credentials).
+    :param repo: git URL or local path overriding the connection's ``repo`` extra. It also names
+        the Asset (``dvc://<repo-name>/<path>``); without it the Asset is named after the
+        connection id (``dvc://<dvc_conn_id>/<path>``), so two connections to one project give
+        two Assets: pass `repo` when several DAGs must agree on the name.
+    :param emit_asset: declare the Asset (or, when `path`/`repo` is templated, the AssetAlias
+        ``dvc:<dag_id>:<task_id>``) as outlet and attach the version to its event.
     :return: ``{repo, path, rev (the tag), sha, md5, size, nfiles, created}``.
     """
 
@@ -174,10 +236,14 @@ class DvcAddOperator(_DvcBaseOperator):
         message: str | None = None,
         dvc_conn_id: str = DEFAULT_CONN_ID,
         repo: str | None = None,
+        emit_asset: bool = True,
         **kwargs: Any,
     ) -> None:
         _require("tag", tag)
-        super().__init__(path=path, dvc_conn_id=dvc_conn_id, repo=repo, **kwargs)
+        alias = self._init_dvc(path, dvc_conn_id, repo, emit_asset, kwargs)
+        super().__init__(**kwargs)
+        if alias:
+            self.asset_alias = _declare_alias(self, self._ASSET_KIND)
         self.tag = tag
         self.message = message
 
@@ -211,10 +277,12 @@ class DvcPushOperator(BaseOperator):
         self.repo = repo
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_llmops.hooks.dvc import DvcHook
+
         return DvcHook(self.dvc_conn_id, repo=self.repo).push(self.path)
 
 
-class DvcDatasetReviewOperator(_DvcBaseOperator):
+class DvcDatasetReviewOperator(_DvcLineage, BaseOperator):
     """Materialise two versions of a dataset and write a review (markdown, charts, summary).
 
     :param new_rev: version to review; default as in DvcPullOperator (logical date, then tip).
@@ -223,6 +291,13 @@ class DvcDatasetReviewOperator(_DvcBaseOperator):
     :param output_dir: where review.md and the charts go (default: a folder named after the
         two shas under ``$LLMOPS_DVC_WORK_DIR`` or the temp dir).
     :param data_dir: where both versions are materialised (default: next to output_dir).
+    :param dvc_conn_id: ``llmops_dvc`` connection (repo, rev, remote, credentials).
+    :param repo: git URL or local path overriding the connection's ``repo`` extra. It also names
+        the Asset (``dvc://<repo-name>/<path>``); without it the Asset is named after the
+        connection id (``dvc://<dvc_conn_id>/<path>``), so two connections to one project give
+        two Assets: pass `repo` when several DAGs must agree on the name.
+    :param emit_asset: declare the Asset (or, when `path`/`repo` is templated, the AssetAlias
+        ``dvc-review:<dag_id>:<task_id>``) as outlet and attach the version to its event.
     :return: ``{markdown, charts, summary_text, summary, old_rev, new_rev, old_sha, new_sha}``.
     The asset event on ``dvc-review://<repo-name>/<path>`` carries the revs, shas and summary.
     """
@@ -248,38 +323,27 @@ class DvcDatasetReviewOperator(_DvcBaseOperator):
         branch: str | None = None,
         dvc_conn_id: str = DEFAULT_CONN_ID,
         repo: str | None = None,
+        emit_asset: bool = True,
         **kwargs: Any,
     ) -> None:
         for name, value in (("new_rev", new_rev), ("old_rev", old_rev), ("output_dir", output_dir)):
             if value is not None:
                 _require(name, value)
-        super().__init__(path=path, dvc_conn_id=dvc_conn_id, repo=repo, **kwargs)
+        alias = self._init_dvc(path, dvc_conn_id, repo, emit_asset, kwargs)
+        super().__init__(**kwargs)
+        if alias:
+            self.asset_alias = _declare_alias(self, self._ASSET_KIND)
         self.new_rev = new_rev
         self.old_rev = old_rev
         self.output_dir = output_dir
         self.data_dir = data_dir
         self.branch = branch
 
+    _ASSET_KIND = "dvc-review"
+
     @staticmethod
-    def _make_asset(repo_or_conn: str, path: str) -> Asset:
-        return Asset(f"dvc-review://{repo_name(repo_or_conn)}/{path.strip('/')}")
-
-    def _previous_sha(self, context: Context) -> str | None:
-        """`new_sha` from this task's last successful run, when the API offers it."""
-        ti = context.get("ti")
-        if ti is None:
-            return None
-        try:
-            from airflow.sdk import TaskInstanceState
-
-            prev = ti.get_previous_ti(state=TaskInstanceState.SUCCESS)  # type: ignore[union-attr]
-            if prev is None:
-                return None
-            value = ti.xcom_pull(task_ids=self.task_id, dag_id=ti.dag_id, run_id=prev.run_id)
-        except Exception as err:  # older API or no previous run: fall back to git history
-            self.log.info("No previous successful run to compare with (%s)", type(err).__name__)
-            return None
-        return value.get("new_sha") if isinstance(value, dict) else None
+    def _asset_for(repo_or_conn: str, path: str) -> Asset:
+        return dvc_review_asset(repo_or_conn, path)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.dataset_review import review_datasets
@@ -291,7 +355,7 @@ class DvcDatasetReviewOperator(_DvcBaseOperator):
         if self.old_rev:
             old_label, old_sha = self.old_rev, hook.resolve_rev(self.old_rev, path=self.path)
         else:
-            old_sha = self._previous_sha(context)
+            old_sha = last_success_xcom(context, self.task_id, "new_sha")
             if old_sha and old_sha != new_sha:
                 self.log.info("Baseline: the last successful run reviewed %s", old_sha[:12])
             else:

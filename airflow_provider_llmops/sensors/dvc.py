@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_llmops.exceptions import DvcWaitError
-from airflow_provider_llmops.hooks.dvc import DEFAULT_CONN_ID, DvcHook
-from airflow_provider_llmops.triggers.dvc import DvcUpdateTrigger, check_for_update
+from airflow_provider_llmops.assets import DEFAULT_CONN_ID, last_success_xcom
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 __all__ = ["DvcUpdateSensor"]
 
@@ -19,7 +20,8 @@ class DvcUpdateSensor(BaseSensorOperator):
     """Waits for a new md5 of `path` at the tip of `rev` (a branch) or the newest tag matching `tag_pattern`.
 
     :param path: tracked path inside the project.
-    :param rev: branch to watch (default ``main``); ignored when `tag_pattern` is set.
+    :param rev: branch to watch (default: the connection's ``rev`` extra, else ``main``);
+        ignored when `tag_pattern` is set.
     :param tag_pattern: glob such as ``v*``: watch the newest matching tag instead.
     :param since_md5: md5 that counts as "old"; default: the md5 this task returned in its last
         successful run, else the md5 when waiting starts.
@@ -34,7 +36,7 @@ class DvcUpdateSensor(BaseSensorOperator):
         self,
         *,
         path: str,
-        rev: str = "main",
+        rev: str | None = None,
         tag_pattern: str | None = None,
         since_md5: str | None = None,
         dvc_conn_id: str = DEFAULT_CONN_ID,
@@ -48,7 +50,7 @@ class DvcUpdateSensor(BaseSensorOperator):
             raise ValueError(f"path must be a non-empty string, got {path!r}")
         if tag_pattern is not None and (not isinstance(tag_pattern, str) or not tag_pattern.strip()):
             raise ValueError(f"tag_pattern must be a non-empty glob such as 'v*', got {tag_pattern!r}")
-        if not tag_pattern and (not isinstance(rev, str) or not rev.strip()):
+        if not tag_pattern and rev is not None and (not isinstance(rev, str) or not rev.strip()):
             raise ValueError(f"rev must be a branch name, got {rev!r}")
         if kwargs.get("mode") == "reschedule" and since_md5 is None:
             raise ValueError(
@@ -65,31 +67,18 @@ class DvcUpdateSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self._baseline: str | None = since_md5
 
-    def _previous_md5(self, context: Context) -> str | None:
-        ti = context.get("ti")
-        if ti is None:
-            return None
-        try:
-            from airflow.sdk import TaskInstanceState
-
-            prev = ti.get_previous_ti(state=TaskInstanceState.SUCCESS)  # type: ignore[union-attr]
-            if prev is None:
-                return None
-            value = ti.xcom_pull(task_ids=self.task_id, dag_id=ti.dag_id, run_id=prev.run_id)
-        except Exception as err:
-            self.log.info("No previous successful run to compare with (%s)", type(err).__name__)
-            return None
-        return value.get("md5") if isinstance(value, dict) else None
-
     def _rev(self) -> str | None:
-        return None if self.tag_pattern else self.rev
+        """The branch to watch; None: the newest tag, or (no rev given) the connection's rev."""
+        return None if self.tag_pattern else (self.rev or None)
 
     def _init_baseline(self, context: Context) -> None:
         if self.since_md5:
             self._baseline = self.since_md5
             return
-        self._baseline = self._previous_md5(context)
+        self._baseline = last_success_xcom(context, self.task_id, "md5")
         if self._baseline is None:
+            from airflow_provider_llmops.hooks.dvc import DvcHook
+
             current = DvcHook(self.dvc_conn_id, repo=self.repo).current_version(
                 self.path, self._rev(), self.tag_pattern
             )
@@ -101,6 +90,8 @@ class DvcUpdateSensor(BaseSensorOperator):
             )
 
     def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_provider_llmops.triggers.dvc import check_for_update
+
         found = check_for_update(
             self.dvc_conn_id, self.repo, self.path, self._rev(), self.tag_pattern, self._baseline
         )
@@ -118,6 +109,8 @@ class DvcUpdateSensor(BaseSensorOperator):
         first = self.poke(context)
         if first.is_done:
             return first.xcom_value
+        from airflow_provider_llmops.triggers.dvc import DvcUpdateTrigger
+
         self.defer(
             trigger=DvcUpdateTrigger(
                 path=self.path,
@@ -134,7 +127,9 @@ class DvcUpdateSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        where = f"{self.path!r} at {self.tag_pattern or self.rev!r}"
+        from airflow_provider_llmops.exceptions import DvcWaitError
+
+        where = f"{self.path!r} at {self.tag_pattern or self.rev or 'the connection rev'!r}"
         if not event:
             raise DvcWaitError(
                 f"Waiting for {where} ended without an event from the trigger.", path=self.path
@@ -151,6 +146,6 @@ class DvcUpdateSensor(BaseSensorOperator):
             )
         raise DvcWaitError(
             f"Waiting for a new version of {where} failed: {event.get('error_type')}: {event.get('error')}",
-            rev=str(self.tag_pattern or self.rev),
+            rev=str(self.tag_pattern or self.rev or ""),
             path=self.path,
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_llmops.hooks.dvc import DEFAULT_CONN_ID
+from airflow_provider_llmops.assets import DEFAULT_CONN_ID
 
 
 def check_for_update(

@@ -129,3 +129,103 @@ def test_credentials_never_reach_logs_xcom_or_errors(
     for log in logs.rglob("*") if logs.exists() else []:
         if log.is_file():
             assert SECRET not in log.read_text(errors="replace"), log
+
+
+TOKEN = "ghp-T0KEN-in-url-5c1d"
+
+
+def test_token_in_repo_url_never_reaches_errors_or_logs(
+    airflow_db, dvc_env, dvc_conn_factory, tmp_path, capfd, caplog
+):
+    """https://TOKEN@host/repo.git that cannot be cloned: the token is in no message or log."""
+    from airflow.sdk import DAG
+
+    from airflow_provider_llmops.exceptions import DvcRemoteError
+    from airflow_provider_llmops.hooks.dvc import DvcHook
+    from airflow_provider_llmops.operators.dvc import DvcPullOperator
+
+    url = f"https://{TOKEN}@127.0.0.1:9/org/datasets.git"  # nothing listens on port 9
+    conn = dvc_conn_factory("dvc_token", url)
+    with pytest.raises(DvcRemoteError) as err:
+        DvcHook(conn).pull("data/train", "main", tmp_path / "out")
+    assert "Cannot clone" in str(err.value)
+    assert TOKEN not in str(err.value)
+    assert TOKEN not in err.value.repo
+
+    with DAG("dvc_token_fail", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)) as bad:
+        DvcPullOperator(task_id="pull", path="data/train", local_path=str(tmp_path / "x"), dvc_conn_id=conn)
+    dr = _run(bad)
+    assert dr.state == "failed"
+    captured = capfd.readouterr()
+    text = captured.out + captured.err + caplog.text
+    assert "Cannot clone" in text  # the error was logged ...
+    assert TOKEN not in text  # ... without the token
+    logs = Path(airflow_db["AIRFLOW_HOME"]) / "logs"
+    for log in logs.rglob("*") if logs.exists() else []:
+        if log.is_file():
+            assert TOKEN not in log.read_text(errors="replace"), log
+
+
+def _asset_events(uri: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri)
+        ).all()
+        return [
+            {
+                "dag_id": e.source_dag_id,
+                "task_id": e.source_task_id,
+                "extra": dict(e.extra or {}),
+                "aliases": [a.name for a in e.source_aliases],
+            }
+            for e in rows
+        ]
+
+
+@pytest.mark.parametrize("templated", [False, True], ids=["literal-path", "templated-path"])
+def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn, tmp_path, templated):
+    from airflow.sdk import DAG
+
+    from airflow_provider_llmops.operators.dvc import DvcPullOperator
+
+    dag_id = f"dvc_asset_{'templated' if templated else 'literal'}"
+    with DAG(
+        dag_id,
+        schedule=None,
+        start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+        params={"path": "data/train"},
+    ) as dag:
+        op = DvcPullOperator(
+            task_id="pull",
+            path="{{ params.path }}" if templated else "data/train",
+            local_path=str(tmp_path / "pulled" / "train"),
+            rev="v1",
+            dvc_conn_id=dvc_conn,
+        )
+    if templated:
+        assert op.asset is None
+        assert op.asset_alias is not None and op.asset_alias.name == f"dvc:{dag_id}:pull"
+        assert op.asset_alias in op.outlets
+    else:
+        assert op.asset is not None and op.asset in op.outlets
+    uri = f"dvc://{dvc_conn}/data/train"
+    before = len(_asset_events(uri))
+    dr = _run(dag)
+    assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
+    events = [e for e in _asset_events(uri) if e["dag_id"] == dag_id]
+    assert len(events) == 1 and len(_asset_events(uri)) == before + 1, events
+    event = events[0]
+    assert event["task_id"] == "pull"
+    extra = event["extra"]
+    assert extra["rev"] == "v1"
+    assert extra["sha"] == dvc_dataset["v1"]
+    assert extra["md5"] == dvc_dataset["md5_v1"]
+    assert extra["nfiles"] == 2 and extra["size"] > 0
+    assert extra["path"] == "data/train"
+    assert event["aliases"] == ([f"dvc:{dag_id}:pull"] if templated else [])

@@ -126,3 +126,12 @@ def test_sensor_defers_with_the_start_md5(dvc_dataset, dvc_conn):
     assert isinstance(trigger, DvcUpdateTrigger)
     assert trigger.since_md5 == dvc_dataset["md5_v2"]
     assert trigger.timeout == 60.0
+
+
+def test_sensor_without_rev_follows_the_connection_rev(dvc_dataset, dvc_conn_factory):
+    project = dvc_dataset["project"]
+    conn = dvc_conn_factory("dvc_rev_v1", project.path, rev="v1")
+    sensor = DvcUpdateSensor(task_id="wait", path="data/train", dvc_conn_id=conn, deferrable=False)
+    sensor._init_baseline({})
+    assert sensor._baseline == dvc_dataset["md5_v1"]  # not main's (v2)
+    assert sensor.poke({}).is_done is False

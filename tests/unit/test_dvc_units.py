@@ -81,9 +81,46 @@ def test_pull_asset_falls_back_to_conn_id():
     assert op.asset.uri == "dvc://my_ds/data/train"
 
 
-def test_templated_path_declares_no_asset():
-    op = DvcPullOperator(task_id="p", path="data/{{ params.split }}", local_path="/tmp/x")
+def test_templated_path_declares_an_asset_alias():
+    from airflow.sdk import DAG, AssetAlias
+
+    with DAG("d", schedule=None):
+        op = DvcPullOperator(task_id="p", path="data/{{ params.split }}", local_path="/tmp/x")
+        review = DvcDatasetReviewOperator(task_id="r", path="data/train", repo="{{ params.repo }}")
     assert op.asset is None
+    assert op.asset_alias == AssetAlias("dvc:d:p")
+    assert op.outlets == [op.asset_alias]
+    assert review.asset is None
+    assert review.outlets == [AssetAlias("dvc-review:d:r")]
+
+
+def test_emit_asset_false_declares_nothing():
+    op = DvcPullOperator(task_id="p", path="data/{{ x }}", local_path="/tmp/x", emit_asset=False)
+    assert op.asset is None and op.asset_alias is None and op.outlets == []
+
+
+def test_operators_are_one_baseoperator_level():
+    """A mixin, not an intermediate BaseOperator subclass: one apply_defaults layer per task."""
+    from airflow.sdk import BaseOperator
+
+    from airflow_provider_llmops.operators.dvc import _DvcLineage
+
+    assert not issubclass(_DvcLineage, BaseOperator)
+    for op in (DvcPullOperator, DvcAddOperator, DvcDatasetReviewOperator):
+        assert op.__mro__[1:3] == (_DvcLineage, BaseOperator), op
+
+
+def test_parsing_operators_does_not_import_hook_or_trigger():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import airflow_provider_llmops.operators.dvc, airflow_provider_llmops.sensors.dvc\n"
+        "print(sorted(m for m in sys.modules if m.endswith(('hooks.dvc', 'triggers.dvc'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_review_asset_uri():
@@ -145,6 +182,12 @@ def test_sensor_rejects_empty_tag_pattern():
 def test_sensor_rejects_empty_branch():
     with pytest.raises(ValueError, match="rev must be a branch"):
         DvcUpdateSensor(task_id="s", path="data", rev="")
+
+
+def test_sensor_rev_defaults_to_the_connection():
+    sensor = DvcUpdateSensor(task_id="s", path="data")
+    assert sensor.rev is None
+    assert sensor._rev() is None  # the hook then uses the connection's rev (else main)
 
 
 def test_sensor_reschedule_needs_since_md5():
@@ -211,6 +254,19 @@ def test_hook_redacts_connection_secrets(monkeypatch):
     assert hook.redact(text) == "*** *** ***"
     assert "tok-in-url" not in hook.repo_label
     assert hook.repo_name == "ds"
+
+
+def test_hook_treats_url_username_without_password_as_token(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DVC_TOKEN",
+        json.dumps({"conn_type": "llmops_dvc", "extra": {"repo": "https://ghp_tok3n@git.example/ds.git"}}),
+    )
+    hook = DvcHook("dvc_token")
+    assert "ghp_tok3n" not in hook.repo_label
+    text = "fatal: unable to access 'https://ghp_tok3n@git.example/ds.git/': ghp_tok3n"
+    assert "ghp_tok3n" not in hook.redact(text)
+    # Any other URL with userinfo in a message loses it too.
+    assert hook.redact("see https://u:p@other.example/x") == "see https://***@other.example/x"
 
 
 def test_hook_without_repo_names_the_fix(monkeypatch):
