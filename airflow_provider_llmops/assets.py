@@ -20,6 +20,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from urllib.parse import SplitResult
+
     from airflow.sdk import Asset, AssetAlias, Context
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "dvc_review_asset",
     "last_success_xcom",
     "repo_name",
+    "sanitize_uri",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,18 @@ def repo_name(repo: str) -> str:
     """Short name of a project: last path component without ``.git`` (``datasets`` for ``.../datasets.git``)."""
     tail = re.split(r"[/:]", repo.rstrip("/"))[-1] or "repo"
     return tail[:-4] if tail.endswith(".git") else tail
+
+
+def sanitize_uri(uri: SplitResult) -> SplitResult:
+    """Airflow's normaliser for ``dvc://`` and ``dvc-review://`` URIs (registered in get_provider_info).
+
+    Both need a project name and a tracked path: ``dvc://datasets/data/train``.
+    """
+    if not uri.netloc:
+        raise ValueError(f"{uri.scheme} URI must name the DVC project: {uri.scheme}://<repo-name>/<path>")
+    if uri.path in ("", "/"):
+        raise ValueError(f"{uri.scheme} URI must name a tracked path: {uri.scheme}://{uri.netloc}/<path>")
+    return uri
 
 
 @lru_cache(maxsize=256)

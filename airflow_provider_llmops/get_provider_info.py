@@ -43,6 +43,9 @@ def get_provider_info() -> dict:
         "triggers": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.triggers.dvc"]},
         ],
+        "asset-uris": [
+            {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.sanitize_uri"},
+        ],
         "connection-types": [
             {
                 "hook-class-name": f"{PACKAGE}.hooks.dvc.DvcHook",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import airflow
 import jsonschema
+import pytest
+from airflow.sdk import Asset
 
 import airflow_provider_llmops
 from airflow_provider_llmops.get_provider_info import get_provider_info
@@ -57,3 +59,11 @@ def test_connection_types_point_at_hooks_with_that_conn_type():
         assert conn["connection-type"].startswith("llmops_")
         behaviour = conn["ui-field-behaviour"]
         assert set(behaviour) == {"hidden-fields", "relabeling", "placeholders"}
+
+
+def test_dvc_asset_uris_are_validated_by_the_registered_handler():
+    assert Asset("dvc://datasets/data/train/").uri == "dvc://datasets/data/train"
+    with pytest.raises(ValueError, match="must name a tracked path"):
+        Asset("dvc://datasets")
+    with pytest.raises(ValueError, match="must name the DVC project"):
+        Asset("dvc-review:///data/train")
