@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,10 +140,6 @@ def run_all(repeats: int = 3, quick: bool = False) -> dict[str, tuple[Samples, f
         }
 
 
-def _fmt(samples: list[float]) -> str:
-    return f"{statistics.median(samples):.2f}s [{min(samples):.2f}-{max(samples):.2f}]"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,12 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="5 MB + 200 files instead of 200 MB + 3000")
     args = parser.parse_args(argv)
-    for name, ((base, cand), target, title) in run_all(args.repeats, args.quick).items():
-        ratio = statistics.median(cand) / statistics.median(base)
-        verdict = "ok" if ratio <= target else "OVER TARGET"
-        print(
-            f"{name}: {title}\n  baseline {_fmt(base)}  candidate {_fmt(cand)}  ratio {ratio:.2f}x ({verdict})"
-        )
+    from benchmarks.run import report
+
+    for name, (samples, target, title) in run_all(args.repeats, args.quick).items():
+        print(report(name, title, samples, target), flush=True)
     return 0
 
 
