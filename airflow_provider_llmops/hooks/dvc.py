@@ -291,10 +291,8 @@ class DvcHook(BaseHook):
         return _secret_values(self.settings)
 
     def _mask(self, settings: _Settings) -> None:
-        try:
-            from airflow.sdk.log import mask_secret
-        except ImportError:  # pragma: no cover - older task SDK
-            return
+        from airflow.sdk.log import mask_secret
+
         for value in _secret_values(settings):
             mask_secret(value)
 
