@@ -1,0 +1,1 @@
+"""Hooks of airflow-provider-llmops; see get_provider_info for the list."""

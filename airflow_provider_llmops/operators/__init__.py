@@ -1,0 +1,1 @@
+"""Operators of airflow-provider-llmops; see get_provider_info for the list."""

@@ -1,0 +1,1 @@
+"""Triggers of airflow-provider-llmops; see get_provider_info for the list."""
