@@ -89,6 +89,7 @@ def bench_dag_parse(repeats: int) -> Samples:
         "DvcPullOperator(task_id=f'step_{i}', path='data/train.jsonl', local_path='/tmp/data') if i else "
         "DvcUpdateSensor(task_id=f'step_{i}', path='data/train.jsonl')",
     )
+
     def parse(path: Path) -> Callable[[], float]:
         # As in Airflow's DAG processor: the parent has Airflow loaded and pre-imports the
         # `airflow.*` modules the file names (parsing_pre_import_modules) before it forks the

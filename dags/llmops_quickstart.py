@@ -1,7 +1,7 @@
-"""Quickstart: pull a DVC-versioned dataset, review what changed, and smoke-test a Triton model.
+"""Quickstart: pull a DVC-versioned dataset, review what changed, smoke-test Triton and Elasticsearch.
 
-Copy this DAG to check that the provider, your ``llmops_dvc`` connection and your
-``llmops_triton`` connection work together. ``./dev/demo`` runs it against a local stack.
+Copy this DAG to check that the provider and your ``llmops_dvc``, ``llmops_triton`` and
+``elasticsearch_default`` connections work together. ``./dev/demo`` runs it against a local stack.
 """
 
 from __future__ import annotations
@@ -13,17 +13,20 @@ from airflow_provider_llmops.operators.dvc import DvcDatasetReviewOperator, DvcP
 
 with DAG(
     dag_id="llmops_quickstart",
-    description="Pull a DVC dataset, review the change between two versions, smoke-test Triton",
+    description="Pull a DVC dataset, review the change between two versions, smoke-test Triton and Elasticsearch",
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    tags=["llmops", "example", "dvc", "triton"],
+    tags=["llmops", "example", "dvc", "triton", "elasticsearch"],
     doc_md=__doc__,
     params={
         "dataset_path": Param("data/train", type="string", description="DVC-tracked path in the project"),
         "old_rev": Param("v1", type="string", description="Rev the review compares from"),
         "new_rev": Param("v2", type="string", description="Rev to pull and review"),
         "model_name": Param("llmops_echo", type="string", description="Triton model to load and query"),
+        "es_index": Param(
+            "llmops-quickstart", type="string", description="Elasticsearch index to smoke-test"
+        ),
     },
 ) as dag:
     # [START howto_operator_dvc_pull]
@@ -64,4 +67,24 @@ with DAG(
             )
         return {"model": model_name, "output": outputs["OUTPUT0"].tolist()}
 
-    pull >> review >> triton_smoke("{{ params.model_name }}")
+    @task
+    def elasticsearch_smoke(index: str) -> dict:
+        """Index three vectors (idempotent: fixed ids) and check the nearest neighbour of one of them."""
+        from airflow.sdk import BaseHook
+        from elasticsearch import Elasticsearch
+
+        conn = BaseHook.get_connection("elasticsearch_default")
+        es = Elasticsearch(f"{conn.schema or 'http'}://{conn.host}:{conn.port}", request_timeout=60)
+        if not es.indices.exists(index=index):
+            mapping = {"properties": {"vec": {"type": "dense_vector", "dims": 3, "similarity": "cosine"}}}
+            es.indices.create(index=index, mappings=mapping)
+        for doc_id, vec in {"a": [1.0, 0.0, 0.0], "b": [0.0, 1.0, 0.0], "c": [0.0, 0.0, 1.0]}.items():
+            es.index(index=index, id=doc_id, document={"vec": vec})
+        es.indices.refresh(index=index)
+        knn = {"field": "vec", "query_vector": [0.1, 0.9, 0.0], "k": 1, "num_candidates": 3}
+        hit = es.search(index=index, knn=knn)["hits"]["hits"][0]["_id"]
+        if hit != "b":
+            raise ValueError(f"kNN on {index} returned {hit!r}; expected 'b'")
+        return {"index": index, "nearest": hit, "docs": es.count(index=index)["count"]}
+
+    pull >> review >> [triton_smoke("{{ params.model_name }}"), elasticsearch_smoke("{{ params.es_index }}")]

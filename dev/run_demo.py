@@ -16,6 +16,7 @@ import time
 from dev.harness.airflow import migrate_db, prepare_airflow_env
 from dev.harness.common import WORK_DIR, HarnessError
 from dev.harness.dvc import make_demo_project
+from dev.harness.elasticsearch import ElasticsearchServer
 from dev.harness.triton import TritonServer, write_python_model
 
 # DAGs that finish unattended; the review-and-approval DAG waits for a person in the UI.
@@ -41,11 +42,19 @@ def main() -> int:
     say(f"migrating the Airflow database in {env['AIRFLOW_HOME']}")
     migrate_db(env)
 
-    say("starting Triton Inference Server (explicit model control, CPU)")
-    with TritonServer(models) as triton:
+    say("starting Elasticsearch and Triton Inference Server (explicit model control, CPU)")
+    with ElasticsearchServer("demo", fresh=True) as es, TritonServer(models) as triton:
         host, port = triton.http_url.removeprefix("http://").split(":")
         env.update(
             {
+                "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT": json.dumps(
+                    {
+                        "conn_type": "elasticsearch",
+                        "host": "127.0.0.1",
+                        "port": es.http_port,
+                        "schema": "http",
+                    }
+                ),
                 "AIRFLOW_CONN_LLMOPS_DVC_DEFAULT": json.dumps(
                     {"conn_type": "llmops_dvc", "extra": {"repo": str(project.path), "rev": "main"}}
                 ),

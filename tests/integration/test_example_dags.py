@@ -14,8 +14,16 @@ from dev.harness.triton import write_python_model
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 
 
-def test_quickstart_dag_pulls_reviews_and_queries_triton(
-    airflow_db, dvc_env, triton_server, triton_model_repo, tmp_path, monkeypatch
+def test_quickstart_dag_pulls_reviews_and_queries_triton_and_elasticsearch(
+    airflow_db,
+    dvc_env,
+    triton_server,
+    triton_model_repo,
+    elasticsearch_server,
+    es_client,
+    es_index_prefix,
+    tmp_path,
+    monkeypatch,
 ):
     project = make_demo_project(tmp_path / "dvc")
     write_python_model(triton_model_repo, "llmops_echo")
@@ -27,11 +35,20 @@ def test_quickstart_dag_pulls_reviews_and_queries_triton(
         "AIRFLOW_CONN_LLMOPS_TRITON_DEFAULT",
         json.dumps({"conn_type": "llmops_triton", "host": "127.0.0.1", "port": triton_server.http_port}),
     )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT",
+        json.dumps(
+            {"conn_type": "elasticsearch", "host": "127.0.0.1", "port": elasticsearch_server.http_port}
+        ),
+    )
     data_dir = tmp_path / "data"
     monkeypatch.setenv("AIRFLOW_VAR_LLMOPS_DATA_DIR", str(data_dir))
 
     dag = DagBag(dag_folder=str(DAGS_DIR / "llmops_quickstart.py")).dags["llmops_quickstart"]
-    run = dag.test(logical_date=datetime(2024, 1, 3, tzinfo=timezone.utc))
+    run = dag.test(
+        logical_date=datetime(2024, 1, 3, tzinfo=timezone.utc),
+        run_conf={"es_index": f"{es_index_prefix}quickstart"},
+    )
 
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert run.state == "success", states
