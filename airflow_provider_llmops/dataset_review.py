@@ -347,11 +347,14 @@ class _TableDiff:
     def label_changes(self) -> dict[str, dict[str, list[str]]]:
         changes: dict[str, dict[str, list[str]]] = {}
         for column in self.categorical:
-            old_values = _counts(self.old, column)
-            new_values = _counts(self.new, column)
+            old_values = _counted(self.old, column)
+            new_values = _counted(self.new, column)
+            # A side with too many distinct values (or without the column) has no counts to compare.
+            if old_values is None or new_values is None:
+                continue
             added = sorted(set(new_values) - set(old_values), key=_value_key)
             removed = sorted(set(old_values) - set(new_values), key=_value_key)
-            if self.old is not None and self.new is not None and (added or removed):
+            if added or removed:
                 changes[column] = {"added": added[:MAX_LISTED], "removed": removed[:MAX_LISTED]}
         return changes
 
@@ -385,10 +388,15 @@ def _value_key(value: str) -> tuple[int, int, str]:
     return (1, 0, value)
 
 
-def _counts(stats: _TableStats | None, column: str) -> Counter[str]:
+def _counted(stats: _TableStats | None, column: str) -> Counter[str] | None:
+    """Value counts of `column`, or None when that side lacks the column or has too many values."""
     if stats is None or column not in stats.columns:
-        return Counter()
-    return stats.columns[column].values or Counter()
+        return None
+    return stats.columns[column].values
+
+
+def _counts(stats: _TableStats | None, column: str) -> Counter[str]:
+    return _counted(stats, column) or Counter()
 
 
 def _compare_tables(name: str, old: _TableStats | None, new: _TableStats | None) -> _TableDiff:
@@ -557,17 +565,16 @@ def _render_table(
     if diff.categorical:
         lines += ["### Value counts", ""]
         for col in diff.categorical:
-            old_counts, new_counts = _counts(diff.old, col), _counts(diff.new, col)
+            old_seen, new_seen = _counted(diff.old, col), _counted(diff.new, col)
+            old_counts, new_counts = old_seen or Counter(), new_seen or Counter()
             lines += [f"`{_md_cell(col)}`:", "", f"| value | {old_label} | {new_label} | change |"]
             lines.append("|---|---:|---:|---|")
             for value in _ordered_values(old_counts, new_counts):
-                old_c = old_counts.get(value, 0) if diff.old is not None else None
-                new_c = new_counts.get(value, 0) if diff.new is not None else None
+                old_c = old_counts.get(value, 0) if old_seen is not None else None
+                new_c = new_counts.get(value, 0) if new_seen is not None else None
                 note = ""
-                if diff.old is not None and value not in old_counts:
-                    note = "new value"
-                elif diff.new is not None and value not in new_counts:
-                    note = "gone"
+                if old_seen is not None and new_seen is not None:
+                    note = "new value" if value not in old_seen else "gone" if value not in new_seen else ""
                 lines.append(
                     f"| {_md_cell(value)} | {'' if old_c is None else old_c} "
                     f"| {'' if new_c is None else new_c} | {note} |"

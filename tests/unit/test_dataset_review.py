@@ -315,3 +315,19 @@ def test_demo_dataset_label_distribution(tmp_path: Path):
     assert "id" not in train["label_counts"]
     md = review.markdown_path.read_text()
     assert "### Value counts" in md and "| 0 | 7 | 9 |  |" in md
+
+
+def test_label_changes_not_claimed_when_one_side_has_too_many_values(tmp_path: Path):
+    """30 labels before (too many to count), 3 after: no made-up 'added' labels."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    _write_jsonl(old / "train.jsonl", [{"label": f"c{i % 30}"} for i in range(60)])
+    _write_jsonl(new / "train.jsonl", [{"label": f"c{i % 3}"} for i in range(60)])
+    review = review_datasets(old, new, tmp_path / "out", old_label="v1", new_label="v2")
+
+    train = review.summary["tables"]["train.jsonl"]
+    assert train["label_changes"] == {}
+    assert train["label_counts"]["label"] == {"c0": 20, "c1": 20, "c2": 20}
+    md = review.markdown_path.read_text()
+    assert "new value" not in md and "gone" not in md
+    assert "| c0 |  | 20 |  |" in md
+    assert "label values added" not in review.summary_text
