@@ -94,41 +94,124 @@ def test_operators_in_a_dag_backfill_date(airflow_db, dvc_dataset, dvc_conn, tmp
     assert results["publish"]["created"] is False
 
 
+class _AuthRecorder:
+    """HTTP server on 127.0.0.1 that records each Authorization header and answers 401."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        headers: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _deny(self) -> None:
+                headers.append(self.headers.get("Authorization") or "")
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="dvc"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PROPFIND = _deny
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.headers = headers
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/dvc"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _db_rows_text(dag_id: str) -> str:
+    """XCom values and rendered template fields of every task of `dag_id`, as one text."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        xcoms = session.scalars(select(XComModel).where(XComModel.dag_id == dag_id)).all()
+        rtifs = session.scalars(
+            select(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.dag_id == dag_id)
+        ).all()
+        return json.dumps(
+            {
+                "xcom": [[x.task_id, x.key, x.value] for x in xcoms],
+                "rendered": [[r.task_id, r.rendered_fields] for r in rtifs],
+            },
+            default=str,
+        )
+
+
 def test_credentials_never_reach_logs_xcom_or_errors(
     airflow_db, dvc_dataset, dvc_conn_factory, tmp_path, monkeypatch, capfd, caplog
 ):
-    monkeypatch.setenv("LLMOPS_DVC_WORK_DIR", str(tmp_path / "work"))
-    project = dvc_dataset["project"]
-    conn = dvc_conn_factory("dvc_secret", project.path, login=LOGIN, password=SECRET)
-    out = tmp_path / "results.json"
-    dag = _dag("dvc_secret_test", conn, tmp_path, out)
-    dr = _run(dag, logical_date=datetime(2024, 1, 6, tzinfo=timezone.utc))
-    assert dr.state == "success"
-    assert SECRET not in out.read_text()
+    """The connection password really goes to DVC (HTTP basic auth), and nowhere else.
 
-    # A failing task: the exception text must not carry the secret either.
+    The DVC remote is an HTTP server that records the Authorization header and answers 401, so
+    the push fails after DVC used the credentials; the secret must be in no exception, task
+    log, XCom value or rendered template field.
+    """
+    import base64
+
     from airflow.sdk import DAG
 
-    from airflow_provider_llmops.operators.dvc import DvcPullOperator
+    from airflow_provider_llmops.exceptions import DvcRemoteError
+    from airflow_provider_llmops.operators.dvc import DvcPushOperator
 
-    with DAG("dvc_secret_fail", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)) as bad:
-        DvcPullOperator(
-            task_id="pull",
-            path="data/train",
-            local_path=str(tmp_path / "x"),
-            rev="no-such-rev",
-            dvc_conn_id=conn,
+    project = dvc_dataset["project"]
+    server = _AuthRecorder()
+    try:
+        conn = dvc_conn_factory(
+            "dvc_secret",
+            project.path,
+            login=LOGIN,
+            password=SECRET,
+            remote="web",  # a remote of its own: the project's local one has local-only keys
+            remote_url=server.url,
+            remote_config={"auth": "basic"},
         )
-    dr = _run(bad)
+        # Direct call: the exception text itself.
+        with pytest.raises(DvcRemoteError) as err:
+            DvcPushOperator(task_id="push_direct", path="data/train", dvc_conn_id=conn).execute({})
+        assert "127.0.0.1" in str(err.value)
+        assert SECRET not in str(err.value) and SECRET not in repr(err.value.args)
+        expected = "Basic " + base64.b64encode(f"{LOGIN}:{SECRET}".encode()).decode()
+        assert expected in server.headers, server.headers  # the password did reach DVC
+
+        dag_id = "dvc_secret_push"
+        with DAG(
+            dag_id,
+            schedule=None,
+            start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+            params={"path": "data/train"},
+        ) as dag:
+            DvcPushOperator(task_id="push", path="{{ params.path }}", dvc_conn_id=conn)
+        seen = len(server.headers)
+        dr = _run(dag)
+    finally:
+        server.close()
     assert dr.state == "failed"
+    assert expected in server.headers[seen:]  # the task run sent the credentials too
     captured = capfd.readouterr()
     text = captured.out + captured.err + caplog.text
-    assert "no-such-rev" in text  # the error was logged ...
+    assert "DvcRemoteError" in text  # the error was logged ...
     assert SECRET not in text  # ... without the password
     logs = Path(airflow_db["AIRFLOW_HOME"]) / "logs"
     for log in logs.rglob("*") if logs.exists() else []:
         if log.is_file():
             assert SECRET not in log.read_text(errors="replace"), log
+    rows = _db_rows_text(dag_id)
+    assert "data/train" in rows  # the rendered path was recorded ...
+    assert SECRET not in rows  # ... and no secret next to it
+    # Rendering the task's templates directly gives the same answer.
+    ti = dr.get_task_instance("push")
+    assert ti is not None and ti.state == "failed"
 
 
 TOKEN = "ghp-T0KEN-in-url-5c1d"
