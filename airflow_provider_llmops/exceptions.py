@@ -51,8 +51,10 @@ class TritonInferenceError(TritonError):
 __all__ += [
     "DvcChecksumError",
     "DvcCommandError",
+    "DvcDestinationError",
     "DvcDirtyWorkspaceError",
     "DvcError",
+    "DvcLockTimeoutError",
     "DvcPathNotTrackedError",
     "DvcRemoteError",
     "DvcRevisionNotFoundError",
@@ -97,6 +99,14 @@ class DvcTagExistsError(DvcError):
 
 class DvcCommandError(DvcError):
     """A git or dvc step failed or timed out; the message holds its (redacted) output."""
+
+
+class DvcDestinationError(DvcError):
+    """The pull destination holds data this provider did not write; it is left untouched."""
+
+
+class DvcLockTimeoutError(DvcError):
+    """Another run held a destination, clone or working-copy lock for too long."""
 
 
 class DvcWaitError(DvcError):

@@ -36,6 +36,7 @@ from airflow_provider_llmops.assets import DEFAULT_CONN_ID, repo_name
 from airflow_provider_llmops.exceptions import (
     DvcChecksumError,
     DvcCommandError,
+    DvcDestinationError,
     DvcDirtyWorkspaceError,
     DvcError,
     DvcPathNotTrackedError,
@@ -753,9 +754,10 @@ class DvcHook(BaseHook):
     def pull(self, path: str, rev: str | None, dest: str | os.PathLike[str]) -> dict[str, Any]:
         """Materialise tracked `path` at `rev` (None: the configured rev) as `dest`.
 
-        `dest` becomes the folder (tracked folder) or the file itself: whatever is there is
-        replaced, so it is required and may not be the current directory, one of its parents,
-        or the project's working copy. Idempotent: a marker next to `dest`
+        `dest` becomes the folder (tracked folder) or the file itself. It must be absent, an
+        empty folder, or an earlier pull's result (it has the marker below); anything else raises
+        DvcDestinationError before a byte is touched. It may not be the current directory, one
+        of its parents, or the project's working copy. Idempotent: a marker next to `dest`
         (``.<name>.dvc-pull.json``) records the md5 and each file's size and mtime; when they
         match the files on disk, nothing is transferred. Every file is checked against its md5.
         Returns ``{repo, path, rev, sha, md5, size, nfiles, hash, local_path, transferred}``.
@@ -763,6 +765,7 @@ class DvcHook(BaseHook):
         target = self._check_dest(dest, path, rev)
         info = self.path_info(path, rev)
         marker = target.parent / f".{target.name}{MARKER_SUFFIX}"
+        self._check_replaceable(target, marker, info)
         result = {**info, "local_path": str(target)}
         if self._marker_matches(marker, target, info):
             self.log.info(
@@ -850,6 +853,25 @@ class DvcHook(BaseHook):
             )
         return target
 
+    def _check_replaceable(self, target: Path, marker: Path, info: dict[str, Any]) -> None:
+        """Raise DvcDestinationError unless `target` is absent, an empty folder, or ours (marker)."""
+        if not os.path.lexists(target):
+            return
+        if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+            return
+        if _read_marker(marker) is not None:
+            return
+        what = "a non-empty folder" if target.is_dir() and not target.is_symlink() else "a file"
+        raise DvcDestinationError(
+            f"Refusing to materialise {info['path']!r} (rev {info['rev']!r}) of {self.repo_label} as "
+            f"{target}: it is {what} that this provider did not write (no pull marker {marker.name} "
+            f"next to it), and pulling would delete it. Nothing was changed. Pick a new or empty "
+            f"folder as the destination, or remove {target} yourself if its contents may go.",
+            repo=self.repo_label,
+            rev=info["rev"],
+            path=info["path"],
+        )
+
     def _materialise(
         self,
         odb: Any,
@@ -898,9 +920,8 @@ class DvcHook(BaseHook):
 
     @staticmethod
     def _marker_matches(marker: Path, target: Path, info: dict[str, Any]) -> bool:
-        try:
-            data = json.loads(marker.read_text())
-        except (OSError, ValueError):
+        data = _read_marker(marker)
+        if data is None:
             return False
         if data.get("md5") != info["md5"] or data.get("path") != info["path"] or not target.exists():
             return False
@@ -1218,6 +1239,17 @@ def _file_stats(target: Path) -> dict[str, list[int]]:
             st = os.stat(full)
             stats[os.path.relpath(full, target).replace(os.sep, "/")] = [st.st_size, st.st_mtime_ns]
     return stats
+
+
+def _read_marker(marker: Path) -> dict[str, Any] | None:
+    """The pull marker's content, or None when it is absent or not one of ours."""
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or "md5" not in data or "path" not in data:
+        return None
+    return data
 
 
 def _write_marker(marker: Path, info: dict[str, Any], target: Path) -> None:

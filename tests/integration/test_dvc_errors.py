@@ -192,3 +192,34 @@ def test_publish_push_failure_part_way_restores_repo(dvc_dataset, dvc_conn):
     assert project.origin_refs() == origin
     assert (project.path / "data/train.dvc").read_bytes() == dvc_file
     assert project.git("status", "--porcelain", "--untracked-files=no") == ""
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_pull_refuses_foreign_destination(dvc_dataset, dvc_conn, tmp_path, kind):
+    from airflow_provider_llmops.exceptions import DvcDestinationError
+
+    dest = tmp_path / "mine"
+    if kind == "folder":
+        (dest / "sub").mkdir(parents=True)
+        (dest / "keep.txt").write_text("precious\n")
+        (dest / "sub" / "also.txt").write_text("also precious\n")
+    else:
+        dest.write_text("precious\n")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises(DvcDestinationError) as err:
+        DvcHook(dvc_conn).pull("data/train", "v1", dest)
+    assert str(dest) in str(err.value) and "new or empty folder" in str(err.value)
+    _names_repo_rev_path(err.value, str(dvc_dataset["project"].path), "v1", "data/train")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    if kind == "folder":
+        assert (dest / "keep.txt").read_text() == "precious\n"
+        assert (dest / "sub" / "also.txt").read_text() == "also precious\n"
+    else:
+        assert dest.read_text() == "precious\n"
+
+
+def test_pull_into_empty_folder_is_allowed(dvc_dataset, dvc_conn, tmp_path):
+    dest = tmp_path / "empty"
+    dest.mkdir()
+    assert DvcHook(dvc_conn).pull("data/train", "v1", dest)["transferred"] is True
+    assert (dest / "train.jsonl").is_file()
