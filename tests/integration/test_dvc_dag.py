@@ -72,6 +72,34 @@ def _dag(dag_id: str, conn: str, tmp_path: Path, out: Path):
     return dag
 
 
+def _assert_v1_v2_review(review: dict) -> None:
+    """The review of v1 -> v2 of the `dvc_dataset` fixture says what changed, file by file and table by table."""
+    markdown = Path(review["markdown"]).read_text()
+    # Files: train.jsonl modified, extra.jsonl added, meta/info.json removed.
+    assert "Added: 1, removed: 1, modified: 1, unchanged: 0." in markdown
+    assert "| added | `extra.jsonl` |" in markdown
+    assert "| removed | `meta/info.json` |" in markdown
+    assert "| modified | `train.jsonl` |" in markdown
+    # Record counts: train.jsonl 2 -> 3; extra.jsonl is a new table with its own schema.
+    assert "## Table `train.jsonl`\n\nRecords: 2 -> 3 (+1)" in markdown
+    assert "## Table `extra.jsonl`\n\nRecords: - -> 1" in markdown
+    assert "| `label` |  | str |  |" in markdown  # extra.jsonl: column only in the new version
+    assert "| world | 1 | 0 | gone |" in markdown and "| world! | 0 | 1 | new value |" in markdown
+    files = review["summary"]["files"]["changed"]
+    assert files == {"added": ["extra.jsonl"], "removed": ["meta/info.json"], "modified": ["train.jsonl"]}
+    tables = review["summary"]["tables"]
+    assert (tables["train.jsonl"]["old_records"], tables["train.jsonl"]["new_records"]) == (2, 3)
+    assert (tables["extra.jsonl"]["old_records"], tables["extra.jsonl"]["new_records"]) == (None, 1)
+    assert tables["extra.jsonl"]["columns"] == ["id", "label", "text"]
+    # The charts: PNG files next to the markdown, each referenced by it.
+    charts = [Path(c) for c in review["charts"]]
+    assert {c.name for c in charts} >= {"files.png", "dist-train-jsonl.png", "dist-extra-jsonl.png"}
+    for chart in charts:
+        assert chart.parent == Path(review["markdown"]).parent
+        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", chart
+        assert f"]({chart.name})" in markdown
+
+
 def test_operators_in_a_dag_backfill_date(airflow_db, dvc_dataset, dvc_conn, tmp_path, monkeypatch):
     monkeypatch.setenv("LLMOPS_DVC_WORK_DIR", str(tmp_path / "work"))
     out = tmp_path / "results.json"
@@ -89,8 +117,8 @@ def test_operators_in_a_dag_backfill_date(airflow_db, dvc_dataset, dvc_conn, tmp
     review = results["review"]
     assert review["new_sha"] == dvc_dataset["v2"]
     assert review["old_sha"] == dvc_dataset["v1"]
-    assert Path(review["markdown"]).exists()
     assert review["summary_text"]
+    _assert_v1_v2_review(review)
     assert results["publish"]["created"] is False
 
 
