@@ -340,3 +340,52 @@ def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn
     assert extra["nfiles"] == 2 and extra["size"] > 0
     assert extra["path"] == "data/train"
     assert event["aliases"] == ([f"dvc:{dag_id}:pull"] if templated else [])
+
+
+def test_review_baseline_is_the_last_successful_run(airflow_db, dvc_dataset, dvc_conn, tmp_path):
+    """No old_rev: the second run reviews against what the first run reviewed (its new_sha).
+
+    Run 1 (2024-01-03) sees v1. v3 is published after v2. Run 2 (2024-01-08) sees v3; the
+    previous change of the data is v2, but the last successful review was of v1, so the
+    baseline must be v1: nothing published in between goes unreviewed.
+    """
+    from airflow.sdk import DAG, task
+
+    from airflow_provider_llmops.operators.dvc import DvcDatasetReviewOperator
+
+    out = tmp_path / "out"
+    out.mkdir()
+
+    with DAG(
+        "dvc_review_baseline",
+        schedule="@daily",
+        start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+    ) as dag:
+
+        @task(task_id="collect")
+        def collect(**context):
+            value = context["ti"].xcom_pull(task_ids="review")
+            (out / f"{context['ds_nodash']}.json").write_text(json.dumps(value, default=str))
+
+        DvcDatasetReviewOperator(task_id="review", path="data/train", dvc_conn_id=dvc_conn) >> collect()
+
+    dr = _run(dag, logical_date=datetime(2024, 1, 3, tzinfo=timezone.utc))
+    assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
+    first = json.loads((out / "20240103.json").read_text())
+    assert first["new_sha"] == dvc_dataset["v1"]
+    assert first["old_sha"] is None  # first version: everything is new
+
+    project = dvc_dataset["project"]
+    v3 = project.publish(
+        "data/train",
+        {"train.jsonl": '{"id": 7, "text": "v3", "label": "a"}\n'},
+        tag="v3",
+        date=datetime(2024, 1, 7, 12, tzinfo=timezone.utc),
+    )
+    dr = _run(dag, logical_date=datetime(2024, 1, 8, tzinfo=timezone.utc))
+    assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
+    second = json.loads((out / "20240108.json").read_text())
+    assert second["new_sha"] == v3
+    assert second["old_sha"] == first["new_sha"] == dvc_dataset["v1"]  # not v2, the previous change
+    assert second["summary"]["files"]["changed"]["removed"] == ["meta/info.json"]
