@@ -389,3 +389,81 @@ def test_review_baseline_is_the_last_successful_run(airflow_db, dvc_dataset, dvc
     assert second["new_sha"] == v3
     assert second["old_sha"] == first["new_sha"] == dvc_dataset["v1"]  # not v2, the previous change
     assert second["summary"]["files"]["changed"]["removed"] == ["meta/info.json"]
+
+
+def test_add_and_review_record_asset_events(airflow_db, dvc_dataset, dvc_conn, tmp_path):
+    """DvcAddOperator publishes v3 (event on dvc://...), the review of v2 -> v3 its summary (dvc-review://...)."""
+    from airflow.sdk import DAG
+
+    from airflow_provider_llmops.operators.dvc import DvcAddOperator, DvcDatasetReviewOperator
+
+    project = dvc_dataset["project"]
+    project.write_files("data/train", {"train.jsonl": '{"id": 5, "text": "v3", "label": "z"}\n'})
+    dag_id = "dvc_add_review_assets"
+    with DAG(dag_id, schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)) as dag:
+        publish = DvcAddOperator(task_id="publish", path="data/train", tag="v3", dvc_conn_id=dvc_conn)
+        review = DvcDatasetReviewOperator(
+            task_id="review",
+            path="data/train",
+            new_rev="v3",
+            old_rev="v2",
+            output_dir=str(tmp_path / "review"),
+            data_dir=str(tmp_path / "review-data"),
+            dvc_conn_id=dvc_conn,
+        )
+        publish >> review
+    dr = _run(dag)
+    assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
+    v3 = project.tags()["v3"]
+    md5_v3 = project.md5_of("data/train", "v3")
+
+    added = [e for e in _asset_events(f"dvc://{dvc_conn}/data/train") if e["dag_id"] == dag_id]
+    assert len(added) == 1, added
+    assert added[0]["task_id"] == "publish"
+    extra = added[0]["extra"]
+    assert (extra["rev"], extra["sha"], extra["md5"], extra["path"]) == ("v3", v3, md5_v3, "data/train")
+    assert extra["nfiles"] == 1 and extra["size"] > 0
+
+    reviewed = [e for e in _asset_events(f"dvc-review://{dvc_conn}/data/train") if e["dag_id"] == dag_id]
+    assert len(reviewed) == 1, reviewed
+    assert reviewed[0]["task_id"] == "review"
+    extra = reviewed[0]["extra"]
+    assert (extra["old_rev"], extra["new_rev"]) == ("v2", "v3")
+    assert (extra["old_sha"], extra["new_sha"], extra["md5"]) == (dvc_dataset["v2"], v3, md5_v3)
+    changed = extra["summary"]["files"]["changed"]
+    assert changed == {"added": [], "removed": ["extra.jsonl"], "modified": ["train.jsonl"]}
+    assert extra["summary"]["tables"]["train.jsonl"]["new_records"] == 1
+
+
+def test_push_operator_in_a_dag_fills_the_remote(airflow_db, dvc_project, dvc_conn):
+    """A version committed without `dvc push`: DvcPushOperator sends its objects to the local remote."""
+    from airflow.sdk import DAG
+
+    from airflow_provider_llmops.operators.dvc import DvcPushOperator
+
+    files = {"a.jsonl": '{"id": 1}\n', "b/c.txt": "push me\n"}
+    dvc_project.publish("data/train", files, tag="v1", push=False)
+    md5 = dvc_project.md5_of("data/train", "v1")
+    dir_object = f"files/md5/{md5[:2]}/{md5[2:]}"
+    before = dvc_project.remote_objects()
+    assert dir_object not in before
+
+    out = dvc_project.root / "push-result.json"
+    with DAG("dvc_push_dag", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)) as dag:
+        from airflow.sdk import task
+
+        @task(task_id="collect")
+        def collect(**context):
+            out.write_text(json.dumps(context["ti"].xcom_pull(task_ids="push")))
+
+        DvcPushOperator(task_id="push", path="data/train", dvc_conn_id=dvc_conn) >> collect()
+    dr = _run(dag)
+    assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
+    result = json.loads(out.read_text())
+    assert result["path"] == "data/train"
+    assert result["pushed"] >= 3  # two files and the .dir listing
+    after = dvc_project.remote_objects()
+    assert dir_object in after and len(after - before) == 3, after  # the .dir listing and both files
+    cache = dvc_project.cache_dir()
+    for rel in after - before:
+        assert (dvc_project.remote / rel).read_bytes() == (cache / rel).read_bytes()
