@@ -34,14 +34,27 @@ def test_trigger_fires_when_a_new_version_is_published(dvc_dataset, dvc_conn):
         timeout=60,
     )
 
+    errors: list[BaseException] = []
+
     def publish_later():
-        time.sleep(1.0)
-        project.publish("data/train", {"train.jsonl": '{"id": 3}\n'}, tag="v3")
+        try:
+            time.sleep(1.0)
+            project.publish("data/train", {"train.jsonl": '{"id": 3}\n'}, tag="v3")
+        except BaseException as err:  # re-raised below: a failed publish is the cause, not a timeout
+            errors.append(err)
 
     thread = threading.Thread(target=publish_later)
     thread.start()
-    event = asyncio.run(_first_event(trigger))
+    try:
+        event = asyncio.run(_first_event(trigger, limit=30))
+    except BaseException:
+        thread.join()
+        if errors:
+            raise errors[0] from None
+        raise
     thread.join()
+    if errors:
+        raise errors[0]
     assert event["status"] == "success"
     assert event["sha"] == project.head()
     assert event["md5"] == project.md5_of("data/train", "v3")
