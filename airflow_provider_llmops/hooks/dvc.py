@@ -16,6 +16,7 @@ import contextlib
 import fnmatch
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ from airflow_provider_llmops.exceptions import (
     DvcDestinationError,
     DvcDirtyWorkspaceError,
     DvcError,
+    DvcLockTimeoutError,
     DvcPathNotTrackedError,
     DvcRemoteError,
     DvcRevisionNotFoundError,
@@ -53,6 +55,8 @@ __all__ = ["DEFAULT_CONN_ID", "DvcHook", "repo_name"]
 DEFAULT_REV = "main"
 OVERRIDE_REMOTE_NAME = "airflow"
 MARKER_SUFFIX = ".dvc-pull.json"
+LOCK_SUFFIX = ".dvc-pull.lock"
+PUBLISH_LOCK = "llmops-publish.lock"  # in <repo>/.dvc/tmp/ (git-ignored by DVC)
 CHUNK = 4 * 1024 * 1024
 # Keys of `remote_config` whose values are secrets (redacted and masked).
 _SECRET_KEY_RE = re.compile(r"(secret|password|passwd|token|key|credential|sas|session)", re.IGNORECASE)
@@ -68,6 +72,8 @@ _CREDENTIAL_KEYS: dict[str, tuple[str, str]] = {
     "oss": ("oss_key_id", "oss_key_secret"),
 }
 
+
+_log = logging.getLogger(__name__)
 
 # `scheme://userinfo@` anywhere in a text (git and DVC quote URLs in their error messages).
 _URL_USERINFO_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
@@ -222,6 +228,8 @@ class DvcHook(BaseHook):
         ``~/.cache/airflow-provider-llmops/dvc-repos``).
     :param git_timeout: seconds allowed for each git command.
     :param progress_interval: seconds between progress log lines of long transfers.
+    :param lock_timeout: seconds to wait for a lock held by another run (same pull destination,
+        same working copy being published, same cached clone) before DvcLockTimeoutError.
     """
 
     conn_name_attr = "dvc_conn_id"
@@ -240,6 +248,7 @@ class DvcHook(BaseHook):
         clone_dir: str | os.PathLike[str] | None = None,
         git_timeout: float = 300.0,
         progress_interval: float = 5.0,
+        lock_timeout: float = 3600.0,
     ) -> None:
         super().__init__()
         self.dvc_conn_id = dvc_conn_id
@@ -250,6 +259,7 @@ class DvcHook(BaseHook):
         self._clone_dir_arg = clone_dir
         self.git_timeout = git_timeout
         self.progress_interval = progress_interval
+        self.lock_timeout = lock_timeout
         self._fetched = False
 
     # ------------------------------------------------------------------ settings / secrets
@@ -367,6 +377,29 @@ class DvcHook(BaseHook):
         base = self._clone_dir_arg or os.environ.get("LLMOPS_DVC_CLONE_DIR")
         return Path(base) if base else Path.home() / ".cache" / "airflow-provider-llmops" / "dvc-repos"
 
+    def _clone_path(self) -> Path:
+        digest = hashlib.sha256(self.settings.repo.encode()).hexdigest()[:16]
+        return self._clone_root() / f"{self.repo_name}-{digest}"
+
+    def _lock(self, path: Path, what: str, *, rev: str = "", rel: str = "") -> Any:
+        """Exclusive lock file `path` (re-entrant per thread), waiting up to lock_timeout."""
+        return _file_lock(
+            path,
+            timeout=self.lock_timeout,
+            what=f"{what} of {self.repo_label}",
+            repo=self.repo_label,
+            rev=rev,
+            path_label=rel,
+        )
+
+    def _clone_lock(self) -> Any:
+        """The cached clone's lock (URL repos); a no-op for a local working copy."""
+        if self.is_local_checkout:
+            return contextlib.nullcontext()
+        target = self._clone_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return self._lock(target.parent / f".{target.name}.lock", f"the cached clone {target}")
+
     def workdir(self, refresh: bool = False) -> Path:
         """The local git working copy: the repo itself, or a cached clone fetched once per hook."""
         repo = self.settings.repo
@@ -378,10 +411,9 @@ class DvcHook(BaseHook):
                 f"{self.dvc_conn_id!r} (git URL or path of a git working copy).",
                 repo=self.repo_label,
             )
-        digest = hashlib.sha256(repo.encode()).hexdigest()[:16]
-        target = self._clone_root() / f"{self.repo_name}-{digest}"
+        target = self._clone_path()
         target.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(target.parent / f".{target.name}.lock"):
+        with self._clone_lock():
             if not (target / ".git").exists():
                 self.log.info("Cloning %s into %s", self.repo_label, target)
                 shutil.rmtree(target, ignore_errors=True)
@@ -585,6 +617,14 @@ class DvcHook(BaseHook):
     @contextlib.contextmanager
     def open_repo(self) -> Iterator[Repo]:
         """`dvc.repo.Repo` on the working copy, with remote overrides and credentials in memory."""
+        # A cached clone is checked out by other tasks' fetches: DVC reads .dvc/config and the
+        # cache from it, so hold the clone's lock while the Repo is open.
+        with self._clone_lock():
+            with self._open_repo() as repo:
+                yield repo
+
+    @contextlib.contextmanager
+    def _open_repo(self) -> Iterator[Repo]:
         from dvc.repo import Repo
 
         wd = self.workdir()
@@ -765,6 +805,14 @@ class DvcHook(BaseHook):
         target = self._check_dest(dest, path, rev)
         info = self.path_info(path, rev)
         marker = target.parent / f".{target.name}{MARKER_SUFFIX}"
+        self._check_replaceable(target, marker, info)  # before even creating the lock file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = target.parent / f".{target.name}{LOCK_SUFFIX}"
+        with self._lock(lock, f"pull destination {target}", rev=info["rev"], rel=info["path"]):
+            return self._pull_locked(info, target)
+
+    def _pull_locked(self, info: dict[str, Any], target: Path) -> dict[str, Any]:
+        marker = target.parent / f".{target.name}{MARKER_SUFFIX}"
         self._check_replaceable(target, marker, info)
         result = {**info, "local_path": str(target)}
         if self._marker_matches(marker, target, info):
@@ -940,6 +988,18 @@ class DvcHook(BaseHook):
         and the .dvc file. Returns path_info at the tag plus ``created`` (False: idempotent no-op).
         """
         path = _norm(path)
+        with self._workspace_lock(rev=tag, path=path):
+            return self._add_and_publish(path, tag, message)
+
+    def _workspace_lock(self, *, rev: str, path: str) -> Any:
+        """Lock of a local working copy (in .dvc/tmp), held while publishing or pushing from it."""
+        dvc_dir = Path(self.settings.repo) / ".dvc"
+        if not self.is_local_checkout or not dvc_dir.is_dir():
+            return contextlib.nullcontext()  # refused (URL) or reported (no DVC project) later
+        (dvc_dir / "tmp").mkdir(exist_ok=True)
+        return self._lock(dvc_dir / "tmp" / PUBLISH_LOCK, "the working copy", rev=rev, rel=path)
+
+    def _add_and_publish(self, path: str, tag: str, message: str | None) -> dict[str, Any]:
         message = message or f"Update {path} ({tag})"
         if not self.is_local_checkout:
             raise DvcError(
@@ -1171,9 +1231,9 @@ class DvcHook(BaseHook):
 
     def push(self, path: str | None = None) -> dict[str, Any]:
         """`dvc push` of `path` (or every output) from the local working copy. Returns counts."""
-        wd = self.workdir()
         rel = _norm(path) if path else ""
-        with self.open_repo() as repo:
+        with self._workspace_lock(rev="HEAD", path=rel), self.open_repo() as repo:
+            wd = self.workdir()
             self.check_remote(repo, rev="HEAD", path=rel)
             if rel:
                 self.path_info(rel, "HEAD")  # tracked at HEAD, or DvcPathNotTrackedError
@@ -1261,13 +1321,59 @@ def _write_marker(marker: Path, info: dict[str, Any], target: Path) -> None:
     os.replace(tmp, marker)
 
 
+_held_locks = threading.local()
+
+
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def _file_lock(
+    path: Path,
+    *,
+    timeout: float | None = None,
+    what: str = "",
+    repo: str = "",
+    rev: str = "",
+    path_label: str = "",
+) -> Iterator[None]:
+    """Exclusive `flock` on `path`, re-entrant within a thread; DvcLockTimeoutError after `timeout` s.
+
+    flock locks die with their process, so a crashed run never leaves a stale lock behind.
+    """
     import fcntl
 
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    key = os.path.abspath(path)
+    held: dict[str, int] = _held_locks.__dict__.setdefault("paths", {})
+    if held.get(key):
+        held[key] += 1
         try:
             yield
         finally:
+            held[key] -= 1
+        return
+    with open(path, "a") as fh:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay, logged = 0.05, False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DvcLockTimeoutError(
+                        f"Gave up after {timeout:.0f}s waiting for {what or path}: another run holds "
+                        f"its lock ({path}). Retry once that run has finished, or raise lock_timeout "
+                        "if it is legitimately long.",
+                        repo=repo,
+                        rev=rev,
+                        path=path_label,
+                    ) from None
+                if not logged:
+                    _log.info("Waiting for %s (lock %s held by another run)", what or path, path)
+                    logged = True
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        held[key] = 1
+        try:
+            yield
+        finally:
+            held.pop(key, None)
             fcntl.flock(fh, fcntl.LOCK_UN)

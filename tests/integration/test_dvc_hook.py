@@ -229,3 +229,90 @@ def test_publish_logs_add_and_push_progress(dvc_dataset, dvc_conn, capfd, caplog
     assert "2/2 files, 0.5/0.5 MB" in add[-1] and "done" in add[-1], add
     assert "2/2 files, 0.5/0.5 MB" in push[-1] and "done" in push[-1], push
     assert all("MB/s" in line and ("ETA" in line or "done" in line) for line in add + push)
+
+
+def test_concurrent_pulls_to_one_destination(dvc_dataset, dvc_conn, tmp_path):
+    import threading
+
+    dest = tmp_path / "shared" / "train"
+    hooks = [DvcHook(dvc_conn), DvcHook(dvc_conn)]
+    for hook in hooks:
+        hook.settings  # noqa: B018 - read the connection before the threads start
+    results: list[dict] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(hooks))
+
+    def pull(hook: DvcHook) -> None:
+        try:
+            start.wait()
+            results.append(hook.pull("data/train", "v1", dest))
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=pull, args=(h,)) for h in hooks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert len(results) == 2
+    assert sorted(r["transferred"] for r in results) == [False, True]  # the second waited, then reused
+    assert _files(dest) == V1_FILES
+    assert sorted(p.name for p in dest.parent.iterdir()) == [
+        ".train.dvc-pull.json",
+        ".train.dvc-pull.lock",
+        "train",
+    ]
+
+
+def test_pull_lock_times_out_with_clear_error(dvc_dataset, dvc_conn, tmp_path):
+    import fcntl
+
+    from airflow_provider_llmops.exceptions import DvcLockTimeoutError
+
+    dest = tmp_path / "train"
+    with open(tmp_path / ".train.dvc-pull.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another run holds the destination
+        with pytest.raises(DvcLockTimeoutError, match="another run holds") as err:
+            DvcHook(dvc_conn, lock_timeout=0.5).pull("data/train", "v1", dest)
+    assert str(dest) in str(err.value)
+    assert not dest.exists()
+
+
+def test_publish_waits_for_the_working_copy_lock(dvc_dataset, dvc_conn):
+    import fcntl
+
+    from airflow_provider_llmops.exceptions import DvcLockTimeoutError
+
+    project = dvc_dataset["project"]
+    project.write_files("data/train", {"train.jsonl": '{"id": 9, "text": "v3", "label": "a"}\n'})
+    before = project.head()
+    lock = project.path / ".dvc" / "tmp" / "llmops-publish.lock"
+    lock.parent.mkdir(exist_ok=True)
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(DvcLockTimeoutError, match="working copy"):
+            DvcHook(dvc_conn, lock_timeout=0.5).add_and_publish("data/train", "v3")
+    assert project.head() == before and "v3" not in project.tags()
+    assert DvcHook(dvc_conn).add_and_publish("data/train", "v3")["created"] is True
+
+
+def test_url_repo_holds_the_clone_lock_while_dvc_reads_the_checkout(dvc_dataset, dvc_conn_factory, tmp_path):
+    import fcntl
+
+    from airflow_provider_llmops.exceptions import DvcLockTimeoutError
+
+    conn = dvc_conn_factory("dvc_origin", f"file://{dvc_dataset['project'].origin}")
+    hook = DvcHook(conn)
+    with hook.open_repo():  # clones; the lock is held (re-entrantly) until the block ends
+        lock = hook._clone_path().parent / f".{hook._clone_path().name}.lock"
+        with open(lock, "a") as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        hook.resolve_rev("v1")  # same thread: no self-deadlock
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another task is fetching/checking out the clone
+        with pytest.raises(DvcLockTimeoutError, match="cached clone"):
+            DvcHook(conn, lock_timeout=0.5).pull("data/train", "v2", tmp_path / "train")
+    DvcHook(conn).pull("data/train", "v2", tmp_path / "train")
+    assert _files(tmp_path / "train") == V2_FILES
