@@ -58,6 +58,8 @@ MARKER_SUFFIX = ".dvc-pull.json"
 LOCK_SUFFIX = ".dvc-pull.lock"
 PUBLISH_LOCK = "llmops-publish.lock"  # in <repo>/.dvc/tmp/ (git-ignored by DVC)
 CHUNK = 4 * 1024 * 1024
+DOS2UNIX_CHUNK = 2**20  # dvc_data's fobj_md5 block: text detection and CRLF->LF apply per block
+VERIFIED_HASHES = ("md5", "md5-dos2unix")
 # Keys of `remote_config` whose values are secrets (redacted and masked).
 _SECRET_KEY_RE = re.compile(r"(secret|password|passwd|token|key|credential|sas|session)", re.IGNORECASE)
 # How connection login/password map to DVC remote options, by remote URL scheme.
@@ -566,7 +568,8 @@ class DvcHook(BaseHook):
                 for out in stage.get("outs") or []:
                     if _norm(str(out.get("path", ""))) == rel:
                         out = dict(out)
-                        out.setdefault("hash", "md5")
+                        # No `hash` field: written by DVC 2, whose md5s are md5-dos2unix.
+                        out.setdefault("hash", "md5-dos2unix")
                         return out
         return None
 
@@ -763,7 +766,9 @@ class DvcHook(BaseHook):
         if not dir_path.exists():
             self._transfer(repo, [md5], info["hash"], info)
         raw = dir_path.read_bytes()
-        if hashlib.md5(raw).hexdigest() + ".dir" != md5:  # noqa: S324 - DVC's content hash
+        # A listing is JSON (no CRLF): its md5 and md5-dos2unix agree. Other hash types are
+        # not verified here, so never deleted.
+        if info["hash"] in VERIFIED_HASHES and hashlib.md5(raw).hexdigest() + ".dir" != md5:  # noqa: S324
             _remove(dir_path)
             raise DvcChecksumError(
                 f"Directory listing {md5} of {info['path']!r} at rev {info['rev']!r} in {self.repo_label} "
@@ -941,7 +946,8 @@ class DvcHook(BaseHook):
                     dst = tmp / rel if rel else tmp
                     src = Path(odb.oid_to_path(md5))
                     dst.parent.mkdir(parents=True, exist_ok=True)
-                    if _copy_md5(src, dst, progress) != md5:
+                    digest = _copy_md5(src, dst, progress, info["hash"])
+                    if digest is not None and digest != md5:
                         _remove(src)  # never leave a bad object in the cache
                         bad.append(rel or PurePosixPath(info["path"]).name)
                     progress.add(0, 1)
@@ -1277,14 +1283,26 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def _copy_md5(src: Path, dst: Path, progress: _Progress) -> str:
-    digest = hashlib.md5()  # noqa: S324 - DVC's content hash
+def _copy_md5(src: Path, dst: Path, progress: _Progress, hash_name: str = "md5") -> str | None:
+    """Copy `src` to `dst`; returns its `hash_name` digest, or None for a hash type not verified.
+
+    md5-dos2unix (outputs written by DVC 2, no ``hash`` field) is the md5 of the content with
+    CRLF turned into LF for text files, judged per 1 MiB block exactly as dvc_data computes it.
+    """
+    dos2unix = hash_name == "md5-dos2unix"
+    if dos2unix:
+        from dvc_data.hashfile.istextfile import DEFAULT_CHUNK_SIZE, istextblock
+    digest = hashlib.md5() if hash_name in VERIFIED_HASHES else None  # noqa: S324 - DVC's hash
     with open(src, "rb") as fin, open(dst, "wb") as fout:
-        while chunk := fin.read(CHUNK):
-            digest.update(chunk)
+        while chunk := fin.read(DOS2UNIX_CHUNK if dos2unix else CHUNK):
+            if digest is not None:
+                if dos2unix and istextblock(chunk[:DEFAULT_CHUNK_SIZE]):
+                    digest.update(chunk.replace(b"\r\n", b"\n"))
+                else:
+                    digest.update(chunk)
             fout.write(chunk)
             progress.add(len(chunk))
-    return digest.hexdigest()
+    return digest.hexdigest() if digest is not None else None
 
 
 def _file_stats(target: Path) -> dict[str, list[int]]:

@@ -316,3 +316,36 @@ def test_url_repo_holds_the_clone_lock_while_dvc_reads_the_checkout(dvc_dataset,
             DvcHook(conn, lock_timeout=0.5).pull("data/train", "v2", tmp_path / "train")
     DvcHook(conn).pull("data/train", "v2", tmp_path / "train")
     assert _files(tmp_path / "train") == V2_FILES
+
+
+def test_pull_outputs_written_by_dvc2_md5_dos2unix(dvc_dataset, dvc_conn, tmp_path):
+    """Pre-DVC-3 .dvc and dvc.lock outputs (no `hash` field) hash text with CRLF as LF."""
+    import hashlib
+
+    import yaml
+
+    project = dvc_dataset["project"]
+    content = b"id,text\r\n1,hello\r\n2,world\r\n"
+    md5 = hashlib.md5(content.replace(b"\r\n", b"\n")).hexdigest()
+    assert md5 != hashlib.md5(content).hexdigest()
+    # DVC 2 layout: objects straight under the remote root (and the cache root).
+    obj = project.remote / md5[:2] / md5[2:]
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    obj.write_bytes(content)
+    out = {"md5": md5, "size": len(content)}
+    (project.path / "data" / "old.csv.dvc").write_text(yaml.safe_dump({"outs": [{**out, "path": "old.csv"}]}))
+    lock = {"schema": "2.0", "stages": {"prep": {"cmd": "true", "outs": [{**out, "path": "data/lock.csv"}]}}}
+    (project.path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    project.git("add", "data/old.csv.dvc", "dvc.lock")
+    project.git("commit", "--quiet", "-m", "DVC 2 era outputs")
+
+    hook = DvcHook(dvc_conn)
+    for rel in ("data/old.csv", "data/lock.csv"):
+        dest = tmp_path / rel.replace("/", "_")
+        result = hook.pull(rel, "main", dest)
+        assert result["hash"] == "md5-dos2unix" and result["md5"] == md5
+        assert dest.read_bytes() == content  # CRLF kept: only the hash normalises it
+        with project.repo() as repo:
+            cached = Path(repo.cache.legacy.oid_to_path(md5))
+        assert cached.read_bytes() == content  # the good object was not deleted as "corrupted"
+        assert hook.pull(rel, "main", dest)["transferred"] is False
