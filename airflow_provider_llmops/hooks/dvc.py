@@ -329,7 +329,7 @@ class DvcHook(BaseHook):
         self, args: Sequence[str], cwd: Path, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
         """The one place git runs: argv list, no prompts, C locale, a timeout (DvcCommandError)."""
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        env = _git_env()
         try:
             return subprocess.run(
                 ["git", *args],
@@ -1268,6 +1268,14 @@ def _secret_values(s: _Settings) -> list[str]:
         elif parts.username:  # https://TOKEN@host/repo.git: the user name is the token
             values.append(parts.username)
     return sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
+
+
+def _git_env() -> dict[str, str]:
+    """Environment for git: never wait for a password or host-key prompt (no tty on workers)."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    if not env.get("GIT_SSH_COMMAND") and not env.get("GIT_SSH"):
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    return env
 
 
 def _norm(path: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -223,3 +224,28 @@ def test_pull_into_empty_folder_is_allowed(dvc_dataset, dvc_conn, tmp_path):
     dest.mkdir()
     assert DvcHook(dvc_conn).pull("data/train", "v1", dest)["transferred"] is True
     assert (dest / "train.jsonl").is_file()
+
+
+def test_git_over_ssh_never_prompts(dvc_env, dvc_conn_factory, tmp_path, monkeypatch):
+    """git runs ssh in batch mode (no password/host-key prompt), unless the user set their own."""
+    from airflow_provider_llmops.exceptions import DvcError
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "ssh-args"
+    fake = bin_dir / "ssh"
+    fake.write_text(f'#!/bin/sh\necho "$0 $*" >> {seen}\nexit 255\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.delenv("GIT_SSH_COMMAND", raising=False)
+    monkeypatch.delenv("GIT_SSH", raising=False)
+    conn = dvc_conn_factory("dvc_ssh", "ssh://git@example.invalid/project.git")
+    with pytest.raises(DvcError, match="Cannot clone"):
+        DvcHook(conn).resolve_rev("main")
+    assert "-o BatchMode=yes" in seen.read_text()
+
+    seen.unlink()
+    monkeypatch.setenv("GIT_SSH_COMMAND", f"{fake} -o User=mine")
+    with pytest.raises(DvcError, match="Cannot clone"):
+        DvcHook(conn).resolve_rev("main")
+    assert "User=mine" in seen.read_text() and "BatchMode" not in seen.read_text()
