@@ -1213,8 +1213,21 @@ class DvcHook(BaseHook):
             specs.append(f"refs/tags/{tag}")
         remote_branch = refs.get(f"refs/heads/{branch}")
         # The branch must contain the tagged commit; one that moved on past it is left alone.
+        # Only the tagged commit is pushed (never whatever else HEAD has since), and only as a
+        # fast-forward of the remote branch.
         if remote_branch is None or not self._git_ok(["merge-base", "--is-ancestor", sha, remote_branch], wd):
-            specs.append(f"HEAD:refs/heads/{branch}")
+            if remote_branch is not None and not self._git_ok(
+                ["merge-base", "--is-ancestor", remote_branch, sha], wd
+            ):
+                raise DvcRemoteError(
+                    f"Branch {branch!r} of git remote {remote!r} ({remote_branch[:12]}) neither contains "
+                    f"tag {tag!r} ({sha[:12]}) nor is an ancestor of it, so pushing would not be a "
+                    f"fast-forward; nothing was pushed to git (repo {self.repo_label}). Fetch and "
+                    "merge or rebase, then publish under a new tag.",
+                    repo=self.repo_label,
+                    rev=tag,
+                )
+            specs.append(f"{sha}:refs/heads/{branch}")
         if not specs:
             self.log.info("git remote %s already has %s and %s", remote, branch, tag)
             return

@@ -249,3 +249,24 @@ def test_git_over_ssh_never_prompts(dvc_env, dvc_conn_factory, tmp_path, monkeyp
     with pytest.raises(DvcError, match="Cannot clone"):
         DvcHook(conn).resolve_rev("main")
     assert "User=mine" in seen.read_text() and "BatchMode" not in seen.read_text()
+
+
+def test_retry_refuses_a_non_fast_forward_branch_push(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    v2 = dvc_dataset["v2"]
+    project.write_files("data/train", {"train.jsonl": '{"id": 8, "text": "v3", "label": "a"}\n'})
+    with project.repo() as repo:
+        repo.add(str(project.path / "data" / "train"))
+    project.git("add", "data/train.dvc")
+    project.git("commit", "--quiet", "-m", "v3")
+    project.git("tag", "-a", "v3", "-m", "v3")  # then the worker died before pushing
+    # Meanwhile someone else moved origin's main to a commit that is not ours.
+    other = project.git("commit-tree", f"{v2}^{{tree}}", "-p", v2, "-m", "someone else's work")
+    project.git("push", "-q", "--force", "origin", f"{other}:refs/heads/main")
+
+    with pytest.raises(DvcRemoteError, match="fast-forward") as err:
+        DvcHook(dvc_conn).add_and_publish("data/train", "v3", "retry")
+    assert "'main'" in str(err.value) and "'v3'" in str(err.value)
+    origin = project.origin_refs()
+    assert origin["refs/heads/main"] == other
+    assert "refs/tags/v3" not in origin

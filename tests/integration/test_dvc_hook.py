@@ -349,3 +349,19 @@ def test_pull_outputs_written_by_dvc2_md5_dos2unix(dvc_dataset, dvc_conn, tmp_pa
             cached = Path(repo.cache.legacy.oid_to_path(md5))
         assert cached.read_bytes() == content  # the good object was not deleted as "corrupted"
         assert hook.pull(rel, "main", dest)["transferred"] is False
+
+
+def test_retry_pushes_the_tagged_commit_not_later_head_commits(dvc_dataset, dvc_conn):
+    project = dvc_dataset["project"]
+    _crash_after_local_tag(project, {"train.jsonl": '{"id": 8, "text": "v3", "label": "a"}\n'}, "v3")
+    tag_sha = project.tags()["v3"]
+    (project.path / "NOTES.md").write_text("unrelated work in progress\n")
+    project.git("add", "NOTES.md")
+    project.git("commit", "--quiet", "-m", "unrelated local commit")
+    assert project.head() != tag_sha
+
+    result = DvcHook(dvc_conn).add_and_publish("data/train", "v3", "retry")
+    assert result["created"] is False and result["sha"] == tag_sha
+    origin = project.origin_refs()
+    assert origin["refs/heads/main"] == tag_sha  # the tag's commit, a fast-forward ...
+    assert project.head() not in origin.values()  # ... and not the unrelated HEAD commit
