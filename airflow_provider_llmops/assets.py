@@ -27,9 +27,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ASSET_KEYS",
     "DEFAULT_CONN_ID",
+    "check_path",
+    "check_repo",
     "dvc_alias",
     "dvc_asset",
     "dvc_review_asset",
+    "is_templated",
     "last_success_xcom",
     "repo_name",
     "sanitize_uri",
@@ -40,6 +43,55 @@ log = logging.getLogger(__name__)
 DEFAULT_CONN_ID = "llmops_dvc_default"
 # What a dataset asset event carries in its extra.
 ASSET_KEYS = ("repo", "path", "rev", "sha", "md5", "size", "nfiles")
+
+
+def is_templated(*values: Any) -> bool:
+    """True when any value is a string holding a Jinja expression (rendered at run time)."""
+    return any(isinstance(v, str) and "{{" in v for v in values)
+
+
+def check_path(path: Any) -> None:
+    """ValueError unless `path` is a non-empty path relative to the DVC project root.
+
+    The operators and the sensor run it at parse time and again, on the rendered value, when
+    the task runs.
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError(f"path must be a non-empty string, got {path!r}")
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[/\\]", path) or ".." in re.split(r"[/\\]", path):
+        raise ValueError(f"path must be relative to the DVC project root, got {path!r}")
+
+
+# ``scheme://userinfo@host`` (userinfo: ``user:pass`` or a bare token).
+_URL_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@?#]*@")
+
+
+def check_repo(repo: Any) -> None:
+    """ValueError when `repo` is not a string, or is a URL carrying credentials (``user:pass@``, ``token@``).
+
+    ``ssh://git@host/...`` (a login name without password) and scp-like ``git@host:org/repo``
+    stay allowed: ssh authenticates with a key.
+
+    `repo` is a template field: whatever it holds is stored in the rendered template fields and
+    shown in the UI before any secret masking applies, so credentials there would leak. They
+    belong in the ``llmops_dvc`` connection (login/password), which is masked. Run at parse
+    time when `repo` is literal, and on the rendered value when the task runs.
+    """
+    if repo is None:
+        return
+    if not isinstance(repo, str) or not repo.strip():
+        raise ValueError(f"repo must be a non-empty git URL or path, got {type(repo).__name__}")
+    if _URL_USERINFO.match(repo.strip()):
+        scheme, _, rest = repo.strip().partition("://")
+        userinfo = rest.split("@", 1)[0]
+        if scheme.lower() in ("ssh", "git+ssh") and ":" not in userinfo:
+            return  # ssh://git@host/...: a login name, the key does the authenticating
+        safe = f"{scheme}://{rest.split('@', 1)[1]}"
+        raise ValueError(
+            f"repo must not carry credentials in its URL (got {safe!r} with a user/token part, "
+            "not shown): a template field is stored and displayed unmasked. Pass the URL without "
+            "them and put the user/token in the llmops_dvc connection's login/password instead."
+        )
 
 
 def repo_name(repo: str) -> str:

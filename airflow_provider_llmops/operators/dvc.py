@@ -27,9 +27,12 @@ from airflow.sdk import BaseOperator
 from airflow_provider_llmops.assets import (
     ASSET_KEYS,
     DEFAULT_CONN_ID,
+    check_path,
+    check_repo,
     dvc_alias,
     dvc_asset,
     dvc_review_asset,
+    is_templated,
     last_success_xcom,
 )
 
@@ -47,10 +50,6 @@ __all__ = [
 ]
 
 
-def _templated(*values: str | None) -> bool:
-    return any(v and "{{" in v for v in values)
-
-
 def _work_root() -> Path:
     return Path(os.environ.get("LLMOPS_DVC_WORK_DIR") or Path(tempfile.gettempdir()) / "airflow-llmops-dvc")
 
@@ -64,10 +63,17 @@ def _require(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
 
 
-def _check_path(path: Any) -> None:
-    _require("path", path)
-    if os.path.isabs(path) or ".." in path.replace("\\", "/").split("/"):
-        raise ValueError(f"path must be relative to the DVC project root, got {path!r}")
+def _check_repo_literal(repo: Any) -> None:
+    """At parse time: `repo` without credentials, unless it is templated (checked once rendered)."""
+    if not is_templated(repo):
+        check_repo(repo)
+
+
+def _check_rendered(path: Any, repo: Any) -> None:
+    """In execute(), on the rendered values: the parse-time checks again (a Param may hold anything)."""
+    if path is not None:
+        check_path(path)
+    check_repo(repo)
 
 
 def _declare_alias(op: BaseOperator, kind: str) -> AssetAlias:
@@ -100,7 +106,8 @@ class _DvcLineage:
         self, path: str, dvc_conn_id: str, repo: str | None, emit_asset: bool, kwargs: dict[str, Any]
     ) -> bool:
         """Validate and store the shared arguments; True when an alias must be declared after init."""
-        _check_path(path)
+        check_path(path)
+        _check_repo_literal(repo)
         self.path = path
         self.dvc_conn_id = dvc_conn_id
         self.repo = repo
@@ -108,7 +115,7 @@ class _DvcLineage:
         self.asset_alias = None
         if not emit_asset:
             return False
-        if _templated(path, repo):
+        if is_templated(path, repo):
             return True
         self.asset = self._asset_for(repo or dvc_conn_id, path)
         _with_outlet(kwargs, self.asset)
@@ -163,7 +170,9 @@ class DvcPullOperator(_DvcLineage, BaseOperator):
         logical date (branch tip for runs without one).
     :param branch: branch for date resolution (default: the connection's rev).
     :param dvc_conn_id: ``llmops_dvc`` connection (repo, rev, remote, credentials).
-    :param repo: git URL or local path overriding the connection's ``repo`` extra. It also names
+    :param repo: git URL or local path overriding the connection's ``repo`` extra, without
+        credentials (``https://token@...`` is refused, at parse time or once rendered: a template
+        field is stored unmasked; put them in the connection). It also names
         the Asset (``dvc://<repo-name>/<path>``); without it the Asset is named after the
         connection id (``dvc://<dvc_conn_id>/<path>``), so two connections to one project give
         two Assets: pass `repo` when several DAGs must agree on the name.
@@ -199,6 +208,7 @@ class DvcPullOperator(_DvcLineage, BaseOperator):
         self.branch = branch
 
     def execute(self, context: Context) -> dict[str, Any]:
+        _check_rendered(self.path, self.repo)
         hook = self.get_hook()
         label, sha = self._resolve(hook, context, self.rev, self.branch)
         result = hook.pull(self.path, sha, self.local_path)
@@ -216,7 +226,9 @@ class DvcAddOperator(_DvcLineage, BaseOperator):
     `repo` to be a local git working copy.
 
     :param dvc_conn_id: ``llmops_dvc`` connection (repo, rev, remote, credentials).
-    :param repo: git URL or local path overriding the connection's ``repo`` extra. It also names
+    :param repo: git URL or local path overriding the connection's ``repo`` extra, without
+        credentials (``https://token@...`` is refused, at parse time or once rendered: a template
+        field is stored unmasked; put them in the connection). It also names
         the Asset (``dvc://<repo-name>/<path>``); without it the Asset is named after the
         connection id (``dvc://<dvc_conn_id>/<path>``), so two connections to one project give
         two Assets: pass `repo` when several DAGs must agree on the name.
@@ -248,6 +260,7 @@ class DvcAddOperator(_DvcLineage, BaseOperator):
         self.message = message
 
     def execute(self, context: Context) -> dict[str, Any]:
+        _check_rendered(self.path, self.repo)
         result = self.get_hook().add_and_publish(self.path, self.tag, self.message)
         self._emit(context, {k: result.get(k) for k in ASSET_KEYS})
         return {k: result.get(k) for k in (*ASSET_KEYS, "created")}
@@ -270,7 +283,8 @@ class DvcPushOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         if path is not None:
-            _require("path", path)
+            check_path(path)
+        _check_repo_literal(repo)
         super().__init__(**kwargs)
         self.path = path
         self.dvc_conn_id = dvc_conn_id
@@ -279,6 +293,7 @@ class DvcPushOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.hooks.dvc import DvcHook
 
+        _check_rendered(self.path, self.repo)
         return DvcHook(self.dvc_conn_id, repo=self.repo).push(self.path)
 
 
@@ -292,7 +307,9 @@ class DvcDatasetReviewOperator(_DvcLineage, BaseOperator):
         two shas under ``$LLMOPS_DVC_WORK_DIR`` or the temp dir).
     :param data_dir: where both versions are materialised (default: next to output_dir).
     :param dvc_conn_id: ``llmops_dvc`` connection (repo, rev, remote, credentials).
-    :param repo: git URL or local path overriding the connection's ``repo`` extra. It also names
+    :param repo: git URL or local path overriding the connection's ``repo`` extra, without
+        credentials (``https://token@...`` is refused, at parse time or once rendered: a template
+        field is stored unmasked; put them in the connection). It also names
         the Asset (``dvc://<repo-name>/<path>``); without it the Asset is named after the
         connection id (``dvc://<dvc_conn_id>/<path>``), so two connections to one project give
         two Assets: pass `repo` when several DAGs must agree on the name.
@@ -348,6 +365,7 @@ class DvcDatasetReviewOperator(_DvcLineage, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.dataset_review import review_datasets
 
+        _check_rendered(self.path, self.repo)
         hook = self.get_hook()
         new_label, new_sha = self._resolve(hook, context, self.new_rev, self.branch)
         old_label: str | None

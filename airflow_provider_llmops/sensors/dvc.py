@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_llmops.assets import DEFAULT_CONN_ID, last_success_xcom
+from airflow_provider_llmops.assets import (
+    DEFAULT_CONN_ID,
+    check_path,
+    check_repo,
+    is_templated,
+    last_success_xcom,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -25,7 +31,12 @@ class DvcUpdateSensor(BaseSensorOperator):
     :param tag_pattern: glob such as ``v*``: watch the newest matching tag instead.
     :param since_md5: md5 that counts as "old"; default: the md5 this task returned in its last
         successful run, else the md5 when waiting starts.
+    :param repo: git URL or local path overriding the connection's ``repo`` extra; never with
+        credentials in it (``https://token@...`` is refused: put them in the connection).
     :param deferrable: wait in the triggerer (default) instead of occupying a worker slot.
+    :param max_transient_errors: polls in a row that may fail with a transient error (git
+        origin or DVC remote unreachable, git failing or timing out, OS error) before the wait
+        fails; each such failure is logged as a warning and retried at the next poll.
     :return: ``{rev, sha, md5}`` of the new version.
     """
 
@@ -44,10 +55,14 @@ class DvcUpdateSensor(BaseSensorOperator):
         deferrable: bool = True,
         poke_interval: float = 60,
         timeout: float = 7 * 24 * 3600,
+        max_transient_errors: int = 3,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(path, str) or not path.strip():
-            raise ValueError(f"path must be a non-empty string, got {path!r}")
+        check_path(path)
+        if not is_templated(repo):
+            check_repo(repo)
+        if not isinstance(max_transient_errors, int) or max_transient_errors < 1:
+            raise ValueError(f"max_transient_errors must be an int >= 1, got {max_transient_errors!r}")
         if tag_pattern is not None and (not isinstance(tag_pattern, str) or not tag_pattern.strip()):
             raise ValueError(f"tag_pattern must be a non-empty glob such as 'v*', got {tag_pattern!r}")
         if not tag_pattern and rev is not None and (not isinstance(rev, str) or not rev.strip()):
@@ -65,7 +80,9 @@ class DvcUpdateSensor(BaseSensorOperator):
         self.dvc_conn_id = dvc_conn_id
         self.repo = repo
         self.deferrable = deferrable
+        self.max_transient_errors = max_transient_errors
         self._baseline: str | None = since_md5
+        self._errors: Any = None  # TransientErrors of this try, made in execute()
 
     def _rev(self) -> str | None:
         """The branch to watch; None: the newest tag, or (no rev given) the connection's rev."""
@@ -90,11 +107,28 @@ class DvcUpdateSensor(BaseSensorOperator):
             )
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_provider_llmops.triggers.dvc import check_for_update
-
-        found = check_for_update(
-            self.dvc_conn_id, self.repo, self.path, self._rev(), self.tag_pattern, self._baseline
+        from airflow_provider_llmops.triggers.dvc import (
+            TRANSIENT_ERRORS,
+            TransientErrors,
+            check_for_update,
         )
+
+        if self._errors is None:
+            self._errors = TransientErrors(self.max_transient_errors, self.log)
+        try:
+            found = check_for_update(
+                self.dvc_conn_id,
+                self.repo,
+                self.path,
+                self._rev(),
+                self.tag_pattern,
+                self._baseline,
+                self.log,
+            )
+        except TRANSIENT_ERRORS as err:
+            self._errors.failed(err, repr(self.path))
+            return PokeReturnValue(is_done=False)
+        self._errors.ok()
         if found is None:
             return PokeReturnValue(is_done=False)
         self.log.info(
@@ -103,6 +137,10 @@ class DvcUpdateSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=found)
 
     def execute(self, context: Context) -> Any:
+        # Rendered values now: the same checks as at parse time, on what will actually be used.
+        check_path(self.path)
+        check_repo(self.repo)
+        self._errors = None
         self._init_baseline(context)
         if not self.deferrable:
             return super().execute(context)
@@ -121,6 +159,7 @@ class DvcUpdateSensor(BaseSensorOperator):
                 repo=self.repo,
                 poke_interval=self.poke_interval,
                 timeout=self.timeout,
+                max_transient_errors=self.max_transient_errors,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout else None,
@@ -145,7 +184,9 @@ class DvcUpdateSensor(BaseSensorOperator):
                 f"{event.get('timeout')}s. Publish one, or raise timeout."
             )
         raise DvcWaitError(
-            f"Waiting for a new version of {where} failed: {event.get('error_type')}: {event.get('error')}",
+            f"Waiting for a new version of {where} failed"
+            + (f" ({event['failed_polls']} polls in a row)" if event.get("failed_polls", 1) > 1 else "")
+            + f": {event.get('error_type')}: {event.get('error')}",
             rev=str(self.tag_pattern or self.rev or ""),
             path=self.path,
         )

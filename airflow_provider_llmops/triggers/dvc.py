@@ -4,18 +4,33 @@ The blocking git/DVC work runs in a thread (`asyncio.to_thread`), so the trigger
 loop never blocks; the timeout uses `time.monotonic()`. Events are structured:
 ``{"status": "success", "rev", "sha", "md5"}``, ``{"status": "timeout", ...}`` or
 ``{"status": "error", "error", "error_type", ...}``.
+
+A week-long wait must survive a flaky network: a poll that fails with a transient error
+(`TRANSIENT_ERRORS`: the git origin or DVC remote unreachable, a git command failing or
+timing out, an OS error) is logged as a warning and retried at the next poll; only
+`max_transient_errors` failures in a row end the wait with an error event. Any other error
+(a rev that does not exist, a bad connection) ends it at once. A poll that finds the path
+untracked logs a warning each time, so a misspelled path does not wait silently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_llmops.assets import DEFAULT_CONN_ID
+from airflow_provider_llmops.assets import DEFAULT_CONN_ID, check_path, check_repo
+from airflow_provider_llmops.exceptions import DvcCommandError, DvcRemoteError
+
+# Errors a later poll may not see again: retried up to `max_transient_errors` times in a row.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (DvcRemoteError, DvcCommandError, OSError)
+DEFAULT_MAX_TRANSIENT_ERRORS = 3
+
+_log = logging.getLogger(__name__)
 
 
 def check_for_update(
@@ -25,14 +40,57 @@ def check_for_update(
     rev: str | None,
     tag_pattern: str | None,
     since_md5: str | None,
+    log: Any = None,
 ) -> dict[str, Any] | None:
-    """The current {rev, sha, md5} when its md5 differs from `since_md5`, else None (blocking)."""
+    """The current {rev, sha, md5} when its md5 differs from `since_md5`, else None (blocking).
+
+    Logs a warning when `path` is not tracked at the watched rev (or no tag matches yet).
+    """
     from airflow_provider_llmops.hooks.dvc import DvcHook
 
     current = DvcHook(dvc_conn_id, repo=repo).current_version(path, rev, tag_pattern)
-    if current is None or current["md5"] == since_md5:
+    if current is None:
+        where = (
+            f"the newest tag matching {tag_pattern!r}"
+            if tag_pattern
+            else f"rev {rev or '(connection rev)'!r}"
+        )
+        (log or _log).warning(
+            "%r is not tracked at %s (or no such tag yet): still waiting. If this persists, check "
+            "the path (a misspelled path waits until the timeout) and `dvc add`/push it.",
+            path,
+            where,
+        )
+        return None
+    if current["md5"] == since_md5:
         return None
     return current
+
+
+class TransientErrors:
+    """Counts consecutive transient poll failures; raises the last one when there are too many."""
+
+    def __init__(self, limit: int, log: Any) -> None:
+        self.limit = limit
+        self.count = 0
+        self.log = log
+
+    def ok(self) -> None:
+        self.count = 0
+
+    def failed(self, err: BaseException, what: str) -> None:
+        """Warn about `err`; re-raise it when it is the `limit`-th transient failure in a row."""
+        self.count += 1
+        if self.count >= self.limit:
+            raise err
+        self.log.warning(
+            "Polling %s failed (%d of %d tolerated in a row), retrying at the next poll: %s: %s",
+            what,
+            self.count,
+            self.limit - 1,
+            type(err).__name__,
+            err,
+        )
 
 
 class DvcUpdateTrigger(BaseTrigger):
@@ -49,8 +107,14 @@ class DvcUpdateTrigger(BaseTrigger):
         repo: str | None = None,
         poke_interval: float = 60.0,
         timeout: float | None = None,
+        max_transient_errors: int = DEFAULT_MAX_TRANSIENT_ERRORS,
     ) -> None:
         super().__init__()
+        check_path(path)
+        check_repo(repo)
+        if not isinstance(max_transient_errors, int) or max_transient_errors < 1:
+            raise ValueError(f"max_transient_errors must be an int >= 1, got {max_transient_errors!r}")
+        self.max_transient_errors = max_transient_errors
         self.path = path
         self.since_md5 = since_md5
         self.rev = rev
@@ -72,6 +136,7 @@ class DvcUpdateTrigger(BaseTrigger):
                 "repo": self.repo,
                 "poke_interval": self.poke_interval,
                 "timeout": self.timeout,
+                "max_transient_errors": self.max_transient_errors,
             },
         )
 
@@ -85,21 +150,34 @@ class DvcUpdateTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         deadline = time.monotonic() + self.timeout if self.timeout is not None else None
+        errors = TransientErrors(self.max_transient_errors, self.log)
         while True:
             try:
-                found = await asyncio.to_thread(
-                    check_for_update,
-                    self.dvc_conn_id,
-                    self.repo,
-                    self.path,
-                    self.rev,
-                    self.tag_pattern,
-                    self.since_md5,
-                )
+                try:
+                    found = await asyncio.to_thread(
+                        check_for_update,
+                        self.dvc_conn_id,
+                        self.repo,
+                        self.path,
+                        self.rev,
+                        self.tag_pattern,
+                        self.since_md5,
+                        self.log,
+                    )
+                    errors.ok()
+                except TRANSIENT_ERRORS as err:
+                    errors.failed(err, repr(self.path))
+                    found = None
             except Exception as err:
                 # The hook's messages are already redacted of connection secrets.
                 yield TriggerEvent(
-                    {"status": "error", "error": str(err), "error_type": type(err).__name__, **self._where()}
+                    {
+                        "status": "error",
+                        "error": str(err),
+                        "error_type": type(err).__name__,
+                        "failed_polls": max(errors.count, 1),
+                        **self._where(),
+                    }
                 )
                 return
             if found is not None:

@@ -148,3 +148,90 @@ def test_sensor_without_rev_follows_the_connection_rev(dvc_dataset, dvc_conn_fac
     sensor._init_baseline({})
     assert sensor._baseline == dvc_dataset["md5_v1"]  # not main's (v2)
     assert sensor.poke({}).is_done is False
+
+
+def test_trigger_survives_an_unreachable_origin_for_a_few_polls(dvc_dataset, dvc_conn_factory, capfd):
+    """The git origin vanishes for a while (a network blip): warnings, then the new version fires."""
+    project = dvc_dataset["project"]
+    v3 = project.publish("data/train", {"train.jsonl": '{"id": 3}\n'}, tag="v3")
+    away = project.origin.with_name("origin-away.git")
+    project.origin.rename(away)
+    conn = dvc_conn_factory("dvc_flaky_origin", f"file://{project.origin}")
+    trigger = DvcUpdateTrigger(
+        path="data/train",
+        since_md5=dvc_dataset["md5_v2"],
+        rev="main",
+        dvc_conn_id=conn,
+        poke_interval=0.5,
+        timeout=60,
+        max_transient_errors=20,
+    )
+    errors: list[BaseException] = []
+
+    def come_back():
+        try:
+            time.sleep(1.5)
+            away.rename(project.origin)
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=come_back)
+    thread.start()
+    try:
+        event = asyncio.run(_first_event(trigger, limit=30))
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
+    assert event["status"] == "success", event
+    assert event["sha"] == v3
+    out = capfd.readouterr()
+    warnings = [line for line in (out.out + out.err).splitlines() if "retrying at the next poll" in line]
+    assert warnings, "the failed polls were not logged"
+    assert "tolerated in a row" in warnings[0]
+
+
+def test_trigger_fails_after_too_many_failed_polls(dvc_dataset, dvc_conn_factory):
+    project = dvc_dataset["project"]
+    conn = dvc_conn_factory("dvc_gone_origin", f"file://{project.origin}")
+    project.origin.rename(project.origin.with_name("origin-gone.git"))
+    trigger = DvcUpdateTrigger(
+        path="data/train",
+        since_md5=dvc_dataset["md5_v2"],
+        rev="main",
+        dvc_conn_id=conn,
+        poke_interval=0.1,
+        timeout=60,
+        max_transient_errors=3,
+    )
+    start = time.monotonic()
+    event = asyncio.run(_first_event(trigger, limit=30))
+    assert event["status"] == "error", event
+    assert event["error_type"] in ("DvcRemoteError", "DvcCommandError"), event
+    assert event["failed_polls"] == 3
+    assert time.monotonic() - start < 30
+
+
+def test_misspelled_path_warns_on_every_poll(dvc_dataset, dvc_conn, capfd):
+    trigger = DvcUpdateTrigger(
+        path="data/trian",
+        since_md5=None,
+        rev="main",
+        dvc_conn_id=dvc_conn,
+        poke_interval=0.2,
+        timeout=1.0,
+    )
+    event = asyncio.run(_first_event(trigger))
+    assert event["status"] == "timeout"
+    out = capfd.readouterr()
+    warnings = [line for line in (out.out + out.err).splitlines() if "'data/trian' is not tracked" in line]
+    assert len(warnings) >= 2, warnings  # one per poll, not once
+    assert "rev 'main'" in warnings[0] and "misspelled" in warnings[0]
+
+    sensor = DvcUpdateSensor(
+        task_id="wait", path="data/trian", since_md5="x", dvc_conn_id=dvc_conn, deferrable=False
+    )
+    assert sensor.poke({}).is_done is False
+    assert sensor.poke({}).is_done is False
+    out = capfd.readouterr()
+    assert (out.out + out.err).count("'data/trian' is not tracked") == 2

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from airflow_provider_llmops.exceptions import DvcWaitError
+from airflow_provider_llmops.exceptions import DvcCommandError, DvcRemoteError, DvcWaitError
 from airflow_provider_llmops.hooks.dvc import DvcHook, _strip_userinfo, repo_name
 from airflow_provider_llmops.operators.dvc import (
     DvcAddOperator,
@@ -46,6 +46,7 @@ def test_trigger_serialize_round_trip():
         "repo": "/srv/ds",
         "poke_interval": 5.0,
         "timeout": 30.0,
+        "max_transient_errors": 3,
     }
 
 
@@ -275,3 +276,209 @@ def test_hook_without_repo_names_the_fix(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_DVC_EMPTY", json.dumps({"conn_type": "llmops_dvc", "extra": {}}))
     with pytest.raises(DvcError, match="set the `repo` extra of connection 'dvc_empty'"):
         _ = DvcHook("dvc_empty").settings
+
+
+# ---------------------------------------------------------------- transient poll errors
+FOUND = {"rev": "main", "sha": "b" * 40, "md5": "new.dir"}
+
+
+def _scripted_polls(monkeypatch, script):
+    """Replace the blocking poll with `script` (exceptions are raised, values returned); return the call log."""
+    import airflow_provider_llmops.triggers.dvc as trigger_module
+
+    calls: list[object] = []
+    steps = iter(script)
+
+    def fake(*args, **kwargs):
+        step = next(steps)
+        calls.append(step)
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+    monkeypatch.setattr(trigger_module, "check_for_update", fake)
+    return calls
+
+
+def _trigger_events(trigger):
+    import asyncio
+
+    async def collect():
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(asyncio.wait_for(collect(), timeout=10))
+
+
+def _trigger(**kwargs):
+    return DvcUpdateTrigger(path="data/train", since_md5="old.dir", poke_interval=0, timeout=30, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "transient",
+    [
+        DvcRemoteError("git fetch failed: could not resolve host"),
+        DvcCommandError("`git fetch` timed out after 120s"),
+        OSError("No space left on device"),
+    ],
+    ids=["remote", "command", "os"],
+)
+def test_trigger_tolerates_transient_errors_then_fires(monkeypatch, capfd, transient):
+    calls = _scripted_polls(monkeypatch, [transient, transient, None, FOUND])
+    events = _trigger_events(_trigger())
+    assert events == [{"status": "success", **FOUND, "path": "data/train"}]
+    assert len(calls) == 4
+    out = capfd.readouterr()
+    warnings = [line for line in (out.out + out.err).splitlines() if "retrying at the next poll" in line]
+    assert len(warnings) == 2, warnings
+    assert "warning" in warnings[0] and "1 of 2 tolerated" in warnings[0] and str(transient) in warnings[0]
+
+
+def test_trigger_fails_after_max_transient_errors_in_a_row(monkeypatch):
+    err = DvcRemoteError("origin unreachable")
+    calls = _scripted_polls(monkeypatch, [err, None, err, err, err, FOUND])
+    events = _trigger_events(_trigger())  # the success between resets the count
+    assert len(calls) == 5
+    assert len(events) == 1
+    assert events[0]["status"] == "error"
+    assert events[0]["error_type"] == "DvcRemoteError"
+    assert events[0]["error"] == "origin unreachable"
+    assert events[0]["failed_polls"] == 3
+
+
+def test_trigger_max_transient_errors_is_configurable(monkeypatch):
+    calls = _scripted_polls(monkeypatch, [OSError("x"), FOUND])
+    events = _trigger_events(_trigger(max_transient_errors=1))
+    assert len(calls) == 1 and events[0]["status"] == "error"
+
+
+def test_trigger_fails_at_once_on_a_permanent_error(monkeypatch):
+    from airflow_provider_llmops.exceptions import DvcRevisionNotFoundError
+
+    calls = _scripted_polls(monkeypatch, [DvcRevisionNotFoundError("no branch 'mian'"), FOUND])
+    events = _trigger_events(_trigger())
+    assert len(calls) == 1
+    assert events[0]["status"] == "error" and events[0]["error_type"] == "DvcRevisionNotFoundError"
+
+
+@pytest.mark.parametrize("value", [0, -1, "3", None])
+def test_max_transient_errors_must_be_positive(value):
+    with pytest.raises(ValueError, match="max_transient_errors"):
+        _trigger(max_transient_errors=value)
+    with pytest.raises(ValueError, match="max_transient_errors"):
+        DvcUpdateSensor(task_id="s", path="data", max_transient_errors=value)
+
+
+def test_sensor_poke_tolerates_transient_errors(monkeypatch, capfd):
+    err = DvcRemoteError("origin unreachable")
+    calls = _scripted_polls(monkeypatch, [err, err, FOUND, err, err, err])
+    sensor = DvcUpdateSensor(task_id="s", path="data/train", since_md5="old.dir", deferrable=False)
+    assert sensor.poke({}).is_done is False
+    assert sensor.poke({}).is_done is False
+    assert sensor.poke({}).xcom_value == FOUND
+    assert sensor.poke({}).is_done is False
+    assert sensor.poke({}).is_done is False
+    with pytest.raises(DvcRemoteError, match="origin unreachable"):
+        sensor.poke({})
+    assert len(calls) == 6
+    out = capfd.readouterr()
+    assert (out.out + out.err).count("retrying at the next poll") == 4
+
+
+def test_sensor_passes_max_transient_errors_to_the_trigger(monkeypatch):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    _scripted_polls(monkeypatch, [None])
+    sensor = DvcUpdateSensor(task_id="s", path="data/train", since_md5="old.dir", max_transient_errors=5)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    assert deferred.value.trigger.max_transient_errors == 5
+
+
+def test_sensor_execute_complete_error_says_how_many_polls_failed():
+    sensor = DvcUpdateSensor(task_id="s", path="data/train")
+    event = {"status": "error", "error": "down", "error_type": "DvcRemoteError", "failed_polls": 3}
+    with pytest.raises(DvcWaitError, match=r"failed \(3 polls in a row\): DvcRemoteError: down"):
+        sensor.execute_complete({}, event)
+
+
+# ---------------------------------------------------------------- path validation in the sensor
+@pytest.mark.parametrize("path", ["/etc/data", "../outside", "data/../../x", "C:\\data"])
+def test_sensor_and_trigger_reject_paths_outside_the_project(path):
+    with pytest.raises(ValueError, match="relative to the DVC project root"):
+        DvcUpdateSensor(task_id="s", path=path)
+    with pytest.raises(ValueError, match="relative to the DVC project root"):
+        DvcUpdateTrigger(path=path, since_md5=None)
+
+
+def test_sensor_checks_the_rendered_path_at_execute(monkeypatch):
+    calls = _scripted_polls(monkeypatch, [None])
+    sensor = DvcUpdateSensor(task_id="s", path="{{ params.path }}", since_md5="old.dir")
+    sensor.path = "../secrets"  # what rendering a Param gave
+    with pytest.raises(ValueError, match="relative to the DVC project root"):
+        sensor.execute({})
+    assert calls == []
+
+
+# ---------------------------------------------------------------- credentials in `repo`
+TOKEN_URLS = [
+    "https://ghp_T0KEN@github.com/org/datasets.git",
+    "https://user:s3cret@git.example.com/org/datasets.git",
+    "http://oauth2:glpat-x@gitlab.local/ds.git",
+    "ssh://git:pw@host/ds.git",
+]
+
+
+def _ops(repo):
+    return [
+        lambda: DvcPullOperator(task_id="p", path="data", local_path="/tmp/x", repo=repo),
+        lambda: DvcAddOperator(task_id="a", path="data", tag="v1", repo=repo),
+        lambda: DvcPushOperator(task_id="u", path="data", repo=repo),
+        lambda: DvcDatasetReviewOperator(task_id="r", path="data", repo=repo),
+        lambda: DvcUpdateSensor(task_id="s", path="data", repo=repo),
+    ]
+
+
+@pytest.mark.parametrize("url", TOKEN_URLS)
+def test_repo_with_credentials_is_refused_at_parse_time(url):
+    secret = url.split("://", 1)[1].split("@", 1)[0]
+    for make in _ops(url):
+        with pytest.raises(ValueError, match="put the user/token in the llmops_dvc connection") as err:
+            make()
+        assert secret not in str(err.value)
+    with pytest.raises(ValueError, match="must not carry credentials"):
+        DvcUpdateTrigger(path="data", since_md5=None, repo=url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/org/datasets.git",
+        "git@github.com:org/datasets.git",
+        "ssh://git@github.com/org/datasets.git",
+        "/srv/data/project",
+        "file:///srv/data/origin.git",
+        None,
+    ],
+)
+def test_repo_without_credentials_is_accepted(url):
+    for make in _ops(url):
+        make()
+
+
+@pytest.mark.parametrize("url", TOKEN_URLS[:2])
+def test_templated_repo_is_checked_once_rendered(monkeypatch, url):
+    """A Param can bring a token in at run time: execute() refuses it before any git/DVC call."""
+    import airflow_provider_llmops.hooks.dvc as hook_module
+
+    def no_hook(*args, **kwargs):
+        raise AssertionError("the hook must not be built for a repo with credentials")
+
+    monkeypatch.setattr(hook_module, "DvcHook", no_hook)
+    _scripted_polls(monkeypatch, [None])
+    secret = url.split("://", 1)[1].split("@", 1)[0]
+    for make in _ops("{{ params.repo }}"):
+        op = make()  # templated: not checked at parse time
+        op.repo = url  # what rendering gave
+        with pytest.raises(ValueError, match="must not carry credentials") as err:
+            op.execute({})
+        assert secret not in str(err.value)
