@@ -103,6 +103,8 @@ class _Settings:
     login: str | None
     password: str | None = field(repr=False)
     git_remote: str = "origin"
+    git_user_name: str | None = None
+    git_user_email: str | None = None
 
 
 class _Progress:
@@ -296,6 +298,8 @@ class DvcHook(BaseHook):
             login=login,
             password=password,
             git_remote=str(extras.get("git_remote") or "origin"),
+            git_user_name=str(extras.get("git_user_name") or "") or None,
+            git_user_email=str(extras.get("git_user_email") or "") or None,
         )
         self._mask(settings)
         return settings
@@ -353,9 +357,12 @@ class DvcHook(BaseHook):
         """stdout of a git command; on failure DvcCommandError (check) or ''."""
         proc = self._git_run(args, cwd, timeout)
         if check and proc.returncode != 0:
+            shown = list(args)
+            while shown[:1] == ["-c"]:  # `-c user.name=...` options: name the command itself
+                shown = shown[2:]
             raise DvcCommandError(
                 self.redact(
-                    f"`git {' '.join(args[:3])}` failed (exit {proc.returncode}) in repo {self.repo_label}: "
+                    f"`git {' '.join(shown[:3])}` failed (exit {proc.returncode}) in repo {self.repo_label}: "
                     f"{(proc.stderr or proc.stdout).strip()[-2000:]}"
                 ),
                 repo=self.repo_label,
@@ -1081,6 +1088,7 @@ class DvcHook(BaseHook):
             )
             if tag_sha:
                 return self._existing_tag(repo, path, tag, tag_sha, branch, has_origin)
+            ident = self._git_identity(wd, tag=tag, path=path)
             saved = {
                 rel: (wd / rel).read_bytes() if (wd / rel).exists() else None for rel in (dvc_file, gitignore)
             }
@@ -1093,8 +1101,8 @@ class DvcHook(BaseHook):
                 if self._git_ok(["diff", "--cached", "--quiet"], wd):
                     self.log.info("%s unchanged since HEAD; tagging HEAD as %s", path, tag)
                 else:
-                    self._git(["commit", "--quiet", "--no-verify", "-m", message], cwd=wd)
-                self._git(["tag", "-a", tag, "-m", message], cwd=wd)
+                    self._git([*ident, "commit", "--quiet", "--no-verify", "-m", message], cwd=wd)
+                self._git([*ident, "tag", "-a", tag, "-m", message], cwd=wd)
                 created_tag = True
                 sha = self.resolve_rev("HEAD", path=path)
                 info = self.path_info(path, tag)
@@ -1116,6 +1124,36 @@ class DvcHook(BaseHook):
                 raise
         self.log.info("Published %s as %s (%s, md5 %s)", path, tag, sha[:12], info["md5"])
         return {**info, "rev": tag, "sha": sha, "created": True}
+
+    def _git_identity(self, wd: Path, *, tag: str, path: str) -> list[str]:
+        """`-c user.name=.. -c user.email=..` for commit and tag; DvcError when there is none.
+
+        From the connection extras ``git_user_name``/``git_user_email``, else the environment
+        (GIT_AUTHOR_NAME/GIT_AUTHOR_EMAIL, EMAIL), else git config. Checked before any change.
+        """
+        s = self.settings
+        name = (
+            s.git_user_name
+            or os.environ.get("GIT_AUTHOR_NAME")
+            or self._git(["config", "user.name"], cwd=wd, check=False)
+        )
+        email = (
+            s.git_user_email
+            or os.environ.get("GIT_AUTHOR_EMAIL")
+            or os.environ.get("EMAIL")
+            or self._git(["config", "user.email"], cwd=wd, check=False)
+        )
+        if not name or not email:
+            missing = " and ".join(k for k, v in (("name", name), ("email", email)) if not v)
+            raise DvcError(
+                f"No git identity ({missing}) to commit and tag {path!r} as {tag!r} in {self.repo_label}; "
+                "nothing was changed. Set the connection extras `git_user_name` and `git_user_email`, "
+                "or GIT_AUTHOR_NAME/GIT_AUTHOR_EMAIL on the worker, or `git config user.name/user.email`.",
+                repo=self.repo_label,
+                rev=tag,
+                path=path,
+            )
+        return ["-c", f"user.name={name}", "-c", f"user.email={email}"]
 
     def _existing_tag(
         self, repo: Repo, path: str, tag: str, tag_sha: str, branch: str, has_origin: bool

@@ -270,3 +270,39 @@ def test_retry_refuses_a_non_fast_forward_branch_push(dvc_dataset, dvc_conn):
     origin = project.origin_refs()
     assert origin["refs/heads/main"] == other
     assert "refs/tags/v3" not in origin
+
+
+def test_publish_without_git_identity_fails_before_any_change(
+    dvc_dataset, dvc_conn_factory, tmp_path, monkeypatch
+):
+    from airflow_provider_llmops.exceptions import DvcError
+
+    project = dvc_dataset["project"]
+    project.git("config", "--unset", "user.name")
+    project.git("config", "--unset", "user.email")
+    home = tmp_path / "empty-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    project.write_files("data/train", {"train.jsonl": '{"id": 5, "text": "v3", "label": "a"}\n'})
+    before = project.snapshot()
+    remote_before = project.remote_objects()
+    conn = dvc_conn_factory("dvc_noident", project.path)
+    with pytest.raises(DvcError, match="No git identity") as err:
+        DvcHook(conn).add_and_publish("data/train", "v3")
+    assert "git_user_name" in str(err.value)
+    _names_repo_rev_path(err.value, str(project.path), "v3", "data/train")
+    assert project.snapshot() == before
+    assert project.remote_objects() == remote_before
+
+    # The connection extras are enough.
+    conn = dvc_conn_factory(
+        "dvc_ident", project.path, git_user_name="Airflow Bot", git_user_email="bot@example.invalid"
+    )
+    result = DvcHook(conn).add_and_publish("data/train", "v3")
+    assert result["created"] is True
+    assert project.git("log", "-1", "--format=%an <%ae> / %cn <%ce>") == (
+        "Airflow Bot <bot@example.invalid> / Airflow Bot <bot@example.invalid>"
+    )
