@@ -77,6 +77,15 @@ def get_provider_info() -> dict:
                         "schema": {"type": ["string", "null"], "default": "origin"},
                         "description": "Git remote that new versions (commits and tags) are pushed to.",
                     },
+                    "git_user_name": {
+                        "label": "Git author name",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Identity for the commits and tags of new versions (default: git config).",
+                    },
+                    "git_user_email": {
+                        "label": "Git author email",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
                 # Other DVC remote settings (region, endpointurl, ...) go in the extra field as
                 # {"remote_config": {...}}; login/password become the remote's credentials.
