@@ -28,6 +28,7 @@ __all__ = [
     "ASSET_KEYS",
     "DEFAULT_CONN_ID",
     "check_path",
+    "check_rendered_repo",
     "check_repo",
     "dvc_alias",
     "dvc_asset",
@@ -92,6 +93,26 @@ def check_repo(repo: Any) -> None:
             "not shown): a template field is stored and displayed unmasked. Pass the URL without "
             "them and put the user/token in the llmops_dvc connection's login/password instead."
         )
+
+
+def check_rendered_repo(repo: Any) -> None:
+    """`check_repo` for a rendered value: first mask its credentials, so no later log shows them.
+
+    The operators and the sensor call it right after rendering their template fields, before
+    Airflow stores them (rendered template fields): the task fails there, with the URL's
+    userinfo registered as a secret.
+    """
+    if isinstance(repo, str) and _URL_USERINFO.match(repo.strip()):
+        userinfo = repo.strip().split("://", 1)[1].split("@", 1)[0]
+        try:
+            from airflow.sdk.log import mask_secret
+
+            for secret in {userinfo, *userinfo.split(":", 1)}:
+                if secret:
+                    mask_secret(secret)
+        except ImportError:  # pragma: no cover - older SDK: the check below still refuses it
+            pass
+    check_repo(repo)
 
 
 def repo_name(repo: str) -> str:

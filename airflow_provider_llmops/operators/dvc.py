@@ -28,6 +28,7 @@ from airflow_provider_llmops.assets import (
     ASSET_KEYS,
     DEFAULT_CONN_ID,
     check_path,
+    check_rendered_repo,
     check_repo,
     dvc_alias,
     dvc_asset,
@@ -37,6 +38,7 @@ from airflow_provider_llmops.assets import (
 )
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.sdk import Asset, AssetAlias, Context
 
     from airflow_provider_llmops.hooks.dvc import DvcHook
@@ -124,6 +126,11 @@ class _DvcLineage:
     @staticmethod
     def _asset_for(repo_or_conn: str, path: str) -> Asset:
         return dvc_asset(repo_or_conn, path)
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render, then refuse a `repo` with credentials before Airflow stores the rendered fields."""
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        check_rendered_repo(self.repo)
 
     def get_hook(self) -> DvcHook:
         from airflow_provider_llmops.hooks.dvc import DvcHook
@@ -289,6 +296,11 @@ class DvcPushOperator(BaseOperator):
         self.path = path
         self.dvc_conn_id = dvc_conn_id
         self.repo = repo
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render, then refuse a `repo` with credentials before Airflow stores the rendered fields."""
+        super().render_template_fields(context, jinja_env)
+        check_rendered_repo(self.repo)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.hooks.dvc import DvcHook

@@ -11,12 +11,14 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_llmops.assets import (
     DEFAULT_CONN_ID,
     check_path,
+    check_rendered_repo,
     check_repo,
     is_templated,
     last_success_xcom,
 )
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.sdk import Context
 
 __all__ = ["DvcUpdateSensor"]
@@ -83,6 +85,11 @@ class DvcUpdateSensor(BaseSensorOperator):
         self.max_transient_errors = max_transient_errors
         self._baseline: str | None = since_md5
         self._errors: Any = None  # TransientErrors of this try, made in execute()
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render, then refuse a `repo` with credentials before Airflow stores the rendered fields."""
+        super().render_template_fields(context, jinja_env)
+        check_rendered_repo(self.repo)
 
     def _rev(self) -> str | None:
         """The branch to watch; None: the newest tag, or (no rev given) the connection's rev."""

@@ -467,3 +467,50 @@ def test_push_operator_in_a_dag_fills_the_remote(airflow_db, dvc_project, dvc_co
     cache = dvc_project.cache_dir()
     for rel in after - before:
         assert (dvc_project.remote / rel).read_bytes() == (cache / rel).read_bytes()
+
+
+PARAM_TOKEN = "ghp-P4RAM-t0ken-77e1"
+
+
+def test_token_in_templated_repo_is_refused_before_rendered_fields_are_stored(
+    airflow_db, dvc_env, dvc_conn_factory, tmp_path, capfd, caplog
+):
+    """`repo` from a Param holding https://TOKEN@...: every task fails right after rendering,
+    and the token is in no rendered template field, log, XCom or message."""
+    from airflow.sdk import DAG
+
+    from airflow_provider_llmops.operators.dvc import (
+        DvcAddOperator,
+        DvcDatasetReviewOperator,
+        DvcPullOperator,
+        DvcPushOperator,
+    )
+    from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor
+
+    conn = dvc_conn_factory("dvc_param_repo", tmp_path / "unused")
+    dag_id = "dvc_param_token"
+    repo = "{{ params.repo }}"
+    with DAG(
+        dag_id,
+        schedule=None,
+        start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+        params={"repo": f"https://{PARAM_TOKEN}@127.0.0.1:9/org/datasets.git"},
+    ) as dag:
+        common = {"path": "data/train", "dvc_conn_id": conn, "repo": repo}
+        DvcPullOperator(task_id="pull", local_path=str(tmp_path / "x"), **common)
+        DvcAddOperator(task_id="publish", tag="v9", **common)
+        DvcPushOperator(task_id="push", **common)
+        DvcDatasetReviewOperator(task_id="review", **common)
+        DvcUpdateSensor(task_id="wait", since_md5="x", deferrable=False, timeout=5, **common)
+    dr = _run(dag)
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert set(states.values()) == {"failed"}, states
+    captured = capfd.readouterr()
+    text = captured.out + captured.err + caplog.text
+    assert "must not carry credentials" in text  # the reason was logged ...
+    assert PARAM_TOKEN not in text  # ... without the token
+    logs = Path(airflow_db["AIRFLOW_HOME"]) / "logs"
+    for log in logs.rglob("*") if logs.exists() else []:
+        if log.is_file():
+            assert PARAM_TOKEN not in log.read_text(errors="replace"), log
+    assert PARAM_TOKEN not in _db_rows_text(dag_id)
