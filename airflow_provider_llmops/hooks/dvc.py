@@ -666,6 +666,9 @@ class DvcHook(BaseHook):
                     overrides.setdefault(keys[0], s.login)
                 if s.password:
                     overrides.setdefault(keys[1], s.password)
+                if scheme in ("http", "https"):
+                    # DVC's HTTP remote ignores user/password unless an auth method is set.
+                    overrides.setdefault("auth", "basic")
             else:
                 self.log.info("Connection login/password are not used for %s remotes", scheme)
         if not overrides and (not remote_name or remote_name == base.config["core"].get("remote")):

@@ -202,7 +202,6 @@ def test_credentials_never_reach_logs_xcom_or_errors(
             password=SECRET,
             remote="web",  # a remote of its own: the project's local one has local-only keys
             remote_url=server.url,
-            remote_config={"auth": "basic"},
         )
         # Direct call: the exception text itself.
         with pytest.raises(DvcRemoteError) as err:
