@@ -23,6 +23,35 @@ async def _first_event(trigger: DvcUpdateTrigger, limit: float = 60):
     return await asyncio.wait_for(first(), timeout=limit)
 
 
+def _first_event_while(trigger: DvcUpdateTrigger, action, delay: float, limit: float = 30):
+    """Run the trigger while `action` happens after `delay` seconds in a thread.
+
+    An exception in `action` is re-raised: it is the cause, not the wait's timeout.
+    """
+    errors: list[BaseException] = []
+
+    def later():
+        try:
+            time.sleep(delay)
+            action()
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    try:
+        event = asyncio.run(_first_event(trigger, limit=limit))
+    except BaseException:
+        thread.join()
+        if errors:
+            raise errors[0] from None
+        raise
+    thread.join()
+    if errors:
+        raise errors[0]
+    return event
+
+
 def test_trigger_fires_when_a_new_version_is_published(dvc_dataset, dvc_conn):
     project = dvc_dataset["project"]
     trigger = DvcUpdateTrigger(
@@ -34,27 +63,9 @@ def test_trigger_fires_when_a_new_version_is_published(dvc_dataset, dvc_conn):
         timeout=60,
     )
 
-    errors: list[BaseException] = []
-
-    def publish_later():
-        try:
-            time.sleep(1.0)
-            project.publish("data/train", {"train.jsonl": '{"id": 3}\n'}, tag="v3")
-        except BaseException as err:  # re-raised below: a failed publish is the cause, not a timeout
-            errors.append(err)
-
-    thread = threading.Thread(target=publish_later)
-    thread.start()
-    try:
-        event = asyncio.run(_first_event(trigger, limit=30))
-    except BaseException:
-        thread.join()
-        if errors:
-            raise errors[0] from None
-        raise
-    thread.join()
-    if errors:
-        raise errors[0]
+    event = _first_event_while(
+        trigger, lambda: project.publish("data/train", {"train.jsonl": '{"id": 3}\n'}, tag="v3"), delay=1.0
+    )
     assert event["status"] == "success"
     assert event["sha"] == project.head()
     assert event["md5"] == project.md5_of("data/train", "v3")
@@ -166,23 +177,7 @@ def test_trigger_survives_an_unreachable_origin_for_a_few_polls(dvc_dataset, dvc
         timeout=60,
         max_transient_errors=20,
     )
-    errors: list[BaseException] = []
-
-    def come_back():
-        try:
-            time.sleep(1.5)
-            away.rename(project.origin)
-        except BaseException as err:
-            errors.append(err)
-
-    thread = threading.Thread(target=come_back)
-    thread.start()
-    try:
-        event = asyncio.run(_first_event(trigger, limit=30))
-    finally:
-        thread.join()
-    if errors:
-        raise errors[0]
+    event = _first_event_while(trigger, lambda: away.rename(project.origin), delay=1.5)
     assert event["status"] == "success", event
     assert event["sha"] == v3
     out = capfd.readouterr()
