@@ -100,6 +100,18 @@ def _assert_v1_v2_review(review: dict) -> None:
         assert f"]({chart.name})" in markdown
 
 
+def _assert_logged_without(reason: str, secret: str, capfd, caplog, airflow_db) -> None:
+    """The failure's `reason` was logged, and `secret` is in no captured output or Airflow log file."""
+    captured = capfd.readouterr()
+    text = captured.out + captured.err + caplog.text
+    assert reason in text
+    assert secret not in text
+    logs = Path(airflow_db["AIRFLOW_HOME"]) / "logs"
+    for log in logs.rglob("*") if logs.exists() else []:
+        if log.is_file():
+            assert secret not in log.read_text(errors="replace"), log
+
+
 def test_operators_in_a_dag_backfill_date(airflow_db, dvc_dataset, dvc_conn, tmp_path, monkeypatch):
     monkeypatch.setenv("LLMOPS_DVC_WORK_DIR", str(tmp_path / "work"))
     out = tmp_path / "results.json"
@@ -225,14 +237,7 @@ def test_credentials_never_reach_logs_xcom_or_errors(
         server.close()
     assert dr.state == "failed"
     assert expected in server.headers[seen:]  # the task run sent the credentials too
-    captured = capfd.readouterr()
-    text = captured.out + captured.err + caplog.text
-    assert "DvcRemoteError" in text  # the error was logged ...
-    assert SECRET not in text  # ... without the password
-    logs = Path(airflow_db["AIRFLOW_HOME"]) / "logs"
-    for log in logs.rglob("*") if logs.exists() else []:
-        if log.is_file():
-            assert SECRET not in log.read_text(errors="replace"), log
+    _assert_logged_without("DvcRemoteError", SECRET, capfd, caplog, airflow_db)
     rows = _db_rows_text(dag_id)
     assert "data/train" in rows  # the rendered path was recorded ...
     assert SECRET not in rows  # ... and no secret next to it
@@ -266,14 +271,7 @@ def test_token_in_repo_url_never_reaches_errors_or_logs(
         DvcPullOperator(task_id="pull", path="data/train", local_path=str(tmp_path / "x"), dvc_conn_id=conn)
     dr = _run(bad)
     assert dr.state == "failed"
-    captured = capfd.readouterr()
-    text = captured.out + captured.err + caplog.text
-    assert "Cannot clone" in text  # the error was logged ...
-    assert TOKEN not in text  # ... without the token
-    logs = Path(airflow_db["AIRFLOW_HOME"]) / "logs"
-    for log in logs.rglob("*") if logs.exists() else []:
-        if log.is_file():
-            assert TOKEN not in log.read_text(errors="replace"), log
+    _assert_logged_without("Cannot clone", TOKEN, capfd, caplog, airflow_db)
 
 
 def _asset_events(uri: str) -> list[dict]:
@@ -504,12 +502,5 @@ def test_token_in_templated_repo_is_refused_before_rendered_fields_are_stored(
     dr = _run(dag)
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert set(states.values()) == {"failed"}, states
-    captured = capfd.readouterr()
-    text = captured.out + captured.err + caplog.text
-    assert "must not carry credentials" in text  # the reason was logged ...
-    assert PARAM_TOKEN not in text  # ... without the token
-    logs = Path(airflow_db["AIRFLOW_HOME"]) / "logs"
-    for log in logs.rglob("*") if logs.exists() else []:
-        if log.is_file():
-            assert PARAM_TOKEN not in log.read_text(errors="replace"), log
+    _assert_logged_without("must not carry credentials", PARAM_TOKEN, capfd, caplog, airflow_db)
     assert PARAM_TOKEN not in _db_rows_text(dag_id)
