@@ -50,7 +50,11 @@ from airflow_provider_llmops.utils.locks import file_lock
 from airflow_provider_llmops.utils.redact import mask_secrets, redact, strip_userinfo, url_secrets
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from dvc.data_cloud import Remote
     from dvc.repo import Repo
+    from dvc_data.hashfile.db import HashFileDB
 
 __all__ = ["DEFAULT_CONN_ID", "DvcConnection", "DvcHook", "DvcRepoHandle", "norm_path"]
 
@@ -116,7 +120,7 @@ class DvcRepoHandle:
     remote: str | None
     workdir: Path
 
-    def cache_odb(self, hash_name: str) -> Any:
+    def cache_odb(self, hash_name: str) -> HashFileDB:
         """The cache object database for a hash algorithm (DVC 2 outputs live in the legacy one)."""
         return self.repo.cache.legacy if hash_name == "md5-dos2unix" else self.repo.cache.local
 
@@ -283,7 +287,7 @@ class DvcHook(BaseHook):
         digest = hashlib.sha256(self.settings.repo.encode()).hexdigest()[:16]
         return root / f"{self.repo_name}-{digest}"
 
-    def lock(self, path: Path, what: str, *, rev: str = "", rel: str = "") -> Any:
+    def lock(self, path: Path, what: str, *, rev: str = "", rel: str = "") -> AbstractContextManager[None]:
         """Exclusive lock file `path` (re-entrant per thread), waiting up to lock_timeout."""
         return file_lock(
             path,
@@ -292,7 +296,7 @@ class DvcHook(BaseHook):
             error=lambda message: self.error(DvcLockTimeoutError, message, rev=rev, path=rel),
         )
 
-    def _clone_lock(self) -> Any:
+    def _clone_lock(self) -> AbstractContextManager[None]:
         """The cached clone's lock (URL repos); a no-op for a local working copy."""
         if self.is_local_checkout:
             return contextlib.nullcontext()
@@ -571,7 +575,7 @@ class DvcHook(BaseHook):
             overrides.setdefault("auth", "basic")
         return overrides
 
-    def check_remote(self, handle: DvcRepoHandle, *, rev: str = "", path: str = "") -> Any:
+    def check_remote(self, handle: DvcRepoHandle, *, rev: str = "", path: str = "") -> Remote:
         """The DVC remote object; DvcRemoteError unless it is configured and reachable."""
         name = handle.remote
         if not name:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -173,7 +173,7 @@ class DvcBaseOperator(BaseOperator):
     def _do_render_template_fields(
         self,
         parent: Any,
-        template_fields: Any,
+        template_fields: Iterable[str],
         context: Context,
         jinja_env: jinja2.Environment,
         seen_oids: set[int],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,8 @@ from airflow_provider_llmops.utils.previous_run import last_success_xcom
 if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
+
+    from airflow_provider_llmops.utils.polling import TransientErrors
 
 __all__ = ["DvcUpdateSensor"]
 
@@ -73,7 +75,7 @@ class DvcUpdateSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.max_transient_errors = max_transient_errors
         self._baseline: str | None = since_md5
-        self._errors: Any = None  # TransientErrors of this try, made in execute()
+        self._errors: TransientErrors | None = None  # of this try, made in execute()
 
     def _validate(self, *, rendered: bool) -> None:
         """The argument checks, as the DVC operators run them (see `DvcBaseOperator`)."""
@@ -92,7 +94,7 @@ class DvcUpdateSensor(BaseSensorOperator):
     def _do_render_template_fields(
         self,
         parent: Any,
-        template_fields: Any,
+        template_fields: Iterable[str],
         context: Context,
         jinja_env: jinja2.Environment,
         seen_oids: set[int],
@@ -126,10 +128,10 @@ class DvcUpdateSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_provider_llmops.triggers.dvc import TRANSIENT_ERRORS, check_for_update
-        from airflow_provider_llmops.utils.polling import TransientErrors
+        from airflow_provider_llmops.utils.polling import TransientErrors as Errors
 
         if self._errors is None:
-            self._errors = TransientErrors(self.max_transient_errors, self.log)
+            self._errors = Errors(self.max_transient_errors, self.log)
         try:
             found = check_for_update(
                 self.dvc_conn_id,
@@ -151,7 +153,7 @@ class DvcUpdateSensor(BaseSensorOperator):
         )
         return PokeReturnValue(is_done=True, xcom_value=found)
 
-    def execute(self, context: Context) -> Any:
+    def execute(self, context: Context) -> dict[str, Any] | None:
         self._errors = None
         self._init_baseline(context)
         if not self.deferrable:

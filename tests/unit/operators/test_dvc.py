@@ -96,44 +96,53 @@ def test_review_asset_uri():
     assert op.asset.uri == "dvc-review://datasets/data/train"
 
 
-def test_pull_rejects_empty_path():
-    with pytest.raises(ValueError, match="path must be a non-empty string"):
-        DvcPullOperator(task_id="p", path="", local_path="/tmp/x")
+def _operator(cls, **kwargs):
+    """One factory per operator under test: the required arguments, overridden by `kwargs`."""
+    required = {
+        DvcPullOperator: {"path": "data", "local_path": "/tmp/x"},
+        DvcAddOperator: {"path": "data", "tag": "v1"},
+        DvcPushOperator: {},
+        DvcDatasetReviewOperator: {"path": "data"},
+    }[cls]
+    return cls(task_id="t", **{**required, **kwargs})
 
 
-def test_pull_rejects_absolute_path():
-    with pytest.raises(ValueError, match="relative to the DVC project root"):
-        DvcPullOperator(task_id="p", path="/etc/passwd", local_path="/tmp/x")
+@pytest.mark.parametrize(
+    ("cls", "bad", "match"),
+    [
+        (DvcPullOperator, {"path": ""}, "path must be a non-empty string"),
+        (DvcPullOperator, {"path": "/etc/passwd"}, "relative to the DVC project root"),
+        (DvcPullOperator, {"path": "../other/data"}, "relative to the DVC project root"),
+        (DvcPullOperator, {"local_path": ""}, "local_path"),
+        (DvcPullOperator, {"rev": " "}, "rev"),
+        (DvcPullOperator, {"branch": ""}, "branch"),
+        (DvcAddOperator, {"tag": ""}, "tag"),
+        (DvcAddOperator, {"message": ""}, "message"),
+        (DvcPushOperator, {"path": ""}, "path"),
+        (DvcDatasetReviewOperator, {"old_rev": ""}, "old_rev"),
+        (DvcDatasetReviewOperator, {"new_rev": 3}, "new_rev"),
+        (DvcDatasetReviewOperator, {"output_dir": ""}, "output_dir"),
+    ],
+)
+def test_operators_reject_bad_arguments(cls, bad, match):
+    with pytest.raises(ValueError, match=match):
+        _operator(cls, **bad)
 
 
-def test_pull_rejects_parent_path():
-    with pytest.raises(ValueError, match="relative to the DVC project root"):
-        DvcPullOperator(task_id="p", path="../other/data", local_path="/tmp/x")
-
-
-def test_pull_rejects_empty_local_path():
-    with pytest.raises(ValueError, match="local_path"):
-        DvcPullOperator(task_id="p", path="data", local_path="")
-
-
-def test_pull_rejects_empty_rev():
-    with pytest.raises(ValueError, match="rev"):
-        DvcPullOperator(task_id="p", path="data", local_path="/tmp/x", rev=" ")
-
-
-def test_add_rejects_empty_tag():
-    with pytest.raises(ValueError, match="tag"):
-        DvcAddOperator(task_id="a", path="data", tag="")
-
-
-def test_push_rejects_empty_path():
-    with pytest.raises(ValueError, match="path"):
-        DvcPushOperator(task_id="p", path="")
-
-
-def test_review_rejects_empty_old_rev():
-    with pytest.raises(ValueError, match="old_rev"):
-        DvcDatasetReviewOperator(task_id="r", path="data", old_rev="")
+@pytest.mark.parametrize(
+    ("cls", "field", "value"),
+    [
+        (DvcPullOperator, "local_path", ""),
+        (DvcPullOperator, "rev", " "),
+        (DvcAddOperator, "tag", ""),
+        (DvcDatasetReviewOperator, "data_dir", ""),
+    ],
+)
+def test_operators_check_every_rendered_field(cls, field, value):
+    """Templated fields are checked once rendered too (a Param may hold anything)."""
+    op = _operator(cls, **{field: "{{ params.value }}"})
+    with pytest.raises(ValueError, match=field):
+        op.render_template_fields({"params": {"value": value}})
 
 
 @pytest.mark.parametrize("url", TOKEN_URLS)
