@@ -5,11 +5,14 @@ DAG file that uses the provider, while the hook (git/DVC plumbing) is imported o
 runs.
 
 * a dataset path is the Asset ``dvc://<repo-name>/<path>`` (a review: ``dvc-review://...``);
-  ``<repo-name>`` is the last component of the repo URL/path without ``.git``, or the
-  connection id when no ``repo`` is given;
-* when ``path`` or ``repo`` is templated (or mapped) the Asset is only known at run time, so the
-  task declares the AssetAlias ``dvc:<dag_id>:<task_id>`` (``dvc-review:...``) instead and
-  attaches the concrete Asset to it when it runs.
+  ``<repo-name>`` is the last component of the project's URL or path without ``.git``, however
+  a task points at the project (``repo=`` or the connection's ``repo`` extra), so one dataset
+  has one URI;
+* characters outside ASCII letters, digits and ``-._~/`` are percent-encoded as UTF-8
+  (``data/données`` -> ``data/donn%C3%A9es``), so every path gives a valid, stable URI;
+* when the project is only known at run time (``repo`` templated, taken from the connection,
+  or the task mapped) the task declares the AssetAlias ``dvc:<dag_id>:<task_id>``
+  (``dvc-review:...``) and attaches the concrete Asset to it when it runs.
 
 Example::
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
@@ -62,20 +66,20 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
 
 
 @lru_cache(maxsize=256)
-def _asset(scheme: str, repo_or_conn: str, path: str) -> Asset:
+def _asset(scheme: str, repo: str, path: str) -> Asset:
     from airflow.sdk import Asset
 
-    return Asset(f"{scheme}://{repo_name(repo_or_conn)}/{path.strip('/')}")
+    return Asset(f"{scheme}://{quote(repo_name(repo), safe='')}/{quote(path.strip('/'), safe='/')}")
 
 
-def dvc_asset(repo_or_conn: str, path: str) -> Asset:
-    """The Asset of a DVC-tracked path: ``dvc://<repo-name>/<path>`` (repo URL/path or connection id)."""
-    return _asset(DVC_SCHEME, repo_or_conn, path)
+def dvc_asset(repo: str, path: str) -> Asset:
+    """The Asset of a DVC-tracked path: ``dvc://<repo-name>/<path>`` (`repo`: the project's URL or path)."""
+    return _asset(DVC_SCHEME, repo, path)
 
 
-def dvc_review_asset(repo_or_conn: str, path: str) -> Asset:
+def dvc_review_asset(repo: str, path: str) -> Asset:
     """The Asset of the review of a DVC-tracked path: ``dvc-review://<repo-name>/<path>``."""
-    return _asset(DVC_REVIEW_SCHEME, repo_or_conn, path)
+    return _asset(DVC_REVIEW_SCHEME, repo, path)
 
 
 def dvc_alias(scheme: str, dag_id: str, task_id: str) -> AssetAlias:

@@ -182,8 +182,8 @@ class DvcHook(BaseHook):
     def settings(self) -> DvcConnection:
         extras: dict[str, Any] = {}
         login = password = None
-        if self.dvc_conn_id:
-            conn = self.get_connection(self.dvc_conn_id)
+        conn = self._connection()
+        if conn is not None:
             extras = dict(conn.extra_dejson or {})
             login, password = conn.login or None, conn.password or None
         repo = self._repo_arg or extras.get("repo")
@@ -214,6 +214,26 @@ class DvcHook(BaseHook):
         )
         mask_secrets(settings.secrets)
         return settings
+
+    def _connection(self) -> Any:
+        """The Airflow connection; None when there is none to read.
+
+        With `repo` given, the default connection is optional: a project whose remote needs no
+        credentials works without one (DVC then uses the project's own `.dvc/config`).
+        """
+        if not self.dvc_conn_id:
+            return None
+        from airflow.exceptions import AirflowNotFoundException
+
+        try:
+            return self.get_connection(self.dvc_conn_id)
+        except AirflowNotFoundException:
+            if self._repo_arg and self.dvc_conn_id == DEFAULT_CONN_ID:
+                self.log.info(
+                    "No connection %r: using %s with its own DVC config", self.dvc_conn_id, self._repo_arg
+                )
+                return None
+            raise
 
     def redact(self, text: str) -> str:
         """`text` with every secret of this connection, and the userinfo of any URL, replaced by ***."""

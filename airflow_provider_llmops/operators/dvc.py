@@ -95,13 +95,13 @@ class DvcBaseOperator(BaseOperator):
     :param dvc_conn_id: ``llmops_dvc`` connection (repo, rev, remote, credentials).
     :param repo: git URL or local path overriding the connection's ``repo`` extra, without
         credentials (``https://token@...`` is refused, at parse time or once rendered: a template
-        field is stored unmasked; put them in the connection). It also names the Asset
-        (``dvc://<repo-name>/<path>``); without it the Asset is named after the connection id
-        (``dvc://<dvc_conn_id>/<path>``), so two connections to one project give two Assets:
-        pass `repo` when several DAGs must agree on the name.
-    :param emit_asset: declare the Asset (or, when `path`/`repo` is templated or the task is
-        mapped, the AssetAlias ``<scheme>:<dag_id>:<task_id>``) as outlet and attach the version
-        to its event.
+        field is stored unmasked; put them in the connection). With `repo` given, the
+        connection is optional.
+    :param emit_asset: attach the version to the event of the dataset's Asset
+        ``dvc://<repo-name>/<path>``, the same URI however the task names the project. A literal
+        `repo` declares the Asset at parse time; otherwise (the project from the connection, a
+        templated field, a mapped task) the task declares the AssetAlias
+        ``<scheme>:<dag_id>:<task_id>`` and adds the Asset to it when it runs.
     """
 
     ASSET_SCHEME: ClassVar[str] = DVC_SCHEME
@@ -116,7 +116,7 @@ class DvcBaseOperator(BaseOperator):
         self,
         *,
         path: str | None = None,
-        dvc_conn_id: str = DEFAULT_CONN_ID,
+        dvc_conn_id: str | None = DEFAULT_CONN_ID,
         repo: str | None = None,
         emit_asset: bool = True,
         **kwargs: Any,
@@ -124,10 +124,14 @@ class DvcBaseOperator(BaseOperator):
         self.path = path
         self.repo = repo
         self._validate(rendered=False)
+        if not repo and not dvc_conn_id:
+            raise ValueError(
+                "Pass repo=... (git URL or local path) or dvc_conn_id=... (an llmops_dvc connection)"
+            )
         mapped = bool(getattr(self, "_BaseOperator__from_mapped", False))
         asset: Asset | None = None
-        if emit_asset and not mapped and not is_templated(path, repo):
-            asset = self._asset_for(repo or dvc_conn_id, str(path))
+        if emit_asset and repo and not mapped and not is_templated(path, repo):
+            asset = self._asset_for(repo, str(path))
             kwargs["outlets"] = [*(kwargs.pop("outlets", None) or []), asset]
         super().__init__(**kwargs)
         self.dvc_conn_id = dvc_conn_id
@@ -157,8 +161,8 @@ class DvcBaseOperator(BaseOperator):
         return alias
 
     @staticmethod
-    def _asset_for(repo_or_conn: str, path: str) -> Asset:
-        return dvc_asset(repo_or_conn, path)
+    def _asset_for(repo: str, path: str) -> Asset:
+        return dvc_asset(repo, path)
 
     def _validate(self, *, rendered: bool) -> None:
         """The argument checks: on the literals at parse time, on the rendered values before storing them."""
@@ -199,7 +203,7 @@ class DvcBaseOperator(BaseOperator):
             events[self.asset].extra = extra
         elif self.asset_alias is not None:
             events[self.asset_alias].add(
-                self._asset_for(self.repo or self.dvc_conn_id, str(self.path)), extra=extra
+                self._asset_for(self.hook.settings.repo, str(self.path)), extra=extra
             )
 
     def resolve(self, context: Context, rev: str | None, branch: str | None) -> tuple[str, str]:
@@ -371,8 +375,8 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
         super().__init__(**kwargs)
 
     @staticmethod
-    def _asset_for(repo_or_conn: str, path: str) -> Asset:
-        return dvc_review_asset(repo_or_conn, path)
+    def _asset_for(repo: str, path: str) -> Asset:
+        return dvc_review_asset(repo, path)
 
     @cached_property
     def puller(self) -> DvcPuller:

@@ -297,13 +297,16 @@ def _asset_events(uri: str) -> list[dict]:
         ]
 
 
-@pytest.mark.parametrize("templated", [False, True], ids=["literal-path", "templated-path"])
-def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn, tmp_path, templated):
+@pytest.mark.parametrize("how", ["literal-repo", "templated-path", "connection"])
+def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn, tmp_path, how):
+    """One dataset, one URI: dvc://<repo-name>/<path>, whether the task names the project, templates
+    its path, or takes the project from the connection."""
     from airflow.sdk import DAG
 
     from airflow_provider_llmops.operators.dvc import DvcPullOperator
 
-    dag_id = f"dvc_asset_{'templated' if templated else 'literal'}"
+    templated = how != "literal-repo"
+    dag_id = f"dvc_asset_{how.replace('-', '_')}"
     with DAG(
         dag_id,
         schedule=None,
@@ -312,10 +315,11 @@ def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn
     ) as dag:
         op = DvcPullOperator(
             task_id="pull",
-            path="{{ params.path }}" if templated else "data/train",
+            path="{{ params.path }}" if how == "templated-path" else "data/train",
             local_path=str(tmp_path / "pulled" / "train"),
             rev="v1",
             dvc_conn_id=dvc_conn,
+            repo=str(dvc_dataset["project"].path) if how == "literal-repo" else None,
         )
     if templated:
         assert op.asset is None
@@ -323,7 +327,7 @@ def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn
         assert op.asset_alias in op.outlets
     else:
         assert op.asset is not None and op.asset in op.outlets
-    uri = f"dvc://{dvc_conn}/data/train"
+    uri = "dvc://project/data/train"  # the project's folder is named `project`
     before = len(_asset_events(uri))
     dr = _run(dag)
     assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
@@ -415,14 +419,14 @@ def test_add_and_review_record_asset_events(airflow_db, dvc_dataset, dvc_conn, t
     v3 = project.tags()["v3"]
     md5_v3 = project.md5_of("data/train", "v3")
 
-    added = [e for e in _asset_events(f"dvc://{dvc_conn}/data/train") if e["dag_id"] == dag_id]
+    added = [e for e in _asset_events("dvc://project/data/train") if e["dag_id"] == dag_id]
     assert len(added) == 1, added
     assert added[0]["task_id"] == "publish"
     extra = added[0]["extra"]
     assert (extra["rev"], extra["sha"], extra["md5"], extra["path"]) == ("v3", v3, md5_v3, "data/train")
     assert extra["nfiles"] == 1 and extra["size"] > 0
 
-    reviewed = [e for e in _asset_events(f"dvc-review://{dvc_conn}/data/train") if e["dag_id"] == dag_id]
+    reviewed = [e for e in _asset_events("dvc-review://project/data/train") if e["dag_id"] == dag_id]
     assert len(reviewed) == 1, reviewed
     assert reviewed[0]["task_id"] == "review"
     extra = reviewed[0]["extra"]

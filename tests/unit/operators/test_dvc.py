@@ -41,10 +41,39 @@ def test_pull_asset_declared_at_parse_time_from_repo():
     assert op.asset in op.outlets
 
 
-def test_pull_asset_falls_back_to_conn_id():
-    op = DvcPullOperator(task_id="p", path="data/train/", local_path="/tmp/x", dvc_conn_id="my_ds")
-    assert op.asset is not None
-    assert op.asset.uri == "dvc://my_ds/data/train"
+def test_project_from_the_connection_is_named_at_run_time():
+    """One dataset, one URI: without `repo` the Asset is named after the connection's repo, at run time."""
+    from airflow.sdk import DAG, AssetAlias
+
+    with DAG("d", schedule=None):
+        op = DvcPullOperator(task_id="p", path="data/train/", local_path="/tmp/x", dvc_conn_id="my_ds")
+    assert op.asset is None
+    assert op.outlets == [AssetAlias("dvc:d:p")]
+
+
+@pytest.mark.parametrize(
+    ("path", "uri"),
+    [
+        ("data/données", "dvc://datasets/data/donn%C3%A9es"),
+        ("data/a b/c", "dvc://datasets/data/a%20b/c"),
+        ("data/train", "dvc://datasets/data/train"),
+    ],
+)
+def test_non_ascii_paths_give_valid_stable_uris(path, uri):
+    op = DvcPullOperator(task_id="p", path=path, local_path="/tmp/x", repo="/srv/datasets")
+    assert op.asset is not None and op.asset.uri == uri
+
+
+def test_no_asset_is_built_when_none_is_emitted():
+    op = DvcPullOperator(
+        task_id="p", path="data/données", local_path="/tmp/x", repo="/srv/ds", emit_asset=False
+    )
+    assert op.asset is None and op.asset_alias is None and op.outlets == []
+
+
+def test_either_repo_or_a_connection_is_needed():
+    with pytest.raises(ValueError, match=r"repo=.*or dvc_conn_id"):
+        DvcPullOperator(task_id="p", path="data", local_path="/tmp/x", dvc_conn_id=None)
 
 
 def test_templated_path_declares_an_asset_alias():
