@@ -430,8 +430,7 @@ class _TableDiff:
     def flags(self) -> list[str]:
         """Each flagged shift of this table, as a short sentence (without the table name)."""
         flags = []
-        if self.records_shift():
-            assert self.old is not None and self.new is not None
+        if self.old is not None and self.new is not None and self.records_shift():
             old, new = self.old.records, self.new.records
             flags.append(f"records {old} -> {new} ({_fmt_change(old, new)})")
         if self.columns_added:
@@ -475,10 +474,12 @@ class _TableDiff:
         for side, stats in (("", self.new), ("old_", self.old)):
             if stats is None:
                 continue
+            # The new side lists every label column ({} when it has too many values to count);
+            # the old side only the columns it could count, so a missing key means "no counts".
             summary[f"{side}label_counts"] = {
                 col: dict(sorted(_counts(stats, col).items(), key=lambda kv: _value_key(kv[0])))
                 for col in self.categorical
-                if _counted(stats, col) is not None or side == ""
+                if stats is self.new or _counted(stats, col) is not None
             }
             summary[f"{side}text_length"] = {
                 col: _percentiles(stats.columns[col].lengths) for col in self.text if col in stats.columns
@@ -576,10 +577,24 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _md_cell(value: Any) -> str:
+# Markdown that data could use to change the page (links, images, HTML, emphasis): escaped,
+# since values come from the dataset and the approval body is rendered in the Airflow UI.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<])")
+
+
+def _one_line(value: Any) -> str:
     text = value if isinstance(value, str) else _json(value)
-    text = text.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
-    return _truncate(text)
+    return _truncate(text.replace("\r", " ").replace("\n", " "))
+
+
+def _md_cell(value: Any) -> str:
+    """Data as plain text in a Markdown table cell or line."""
+    return _MD_SPECIAL.sub(r"\\\1", _one_line(value)).replace("|", "\\|")
+
+
+def _md_code(value: Any) -> str:
+    """Data inside a `code span` (names): literal there, except the backtick that would end it."""
+    return _one_line(value).replace("`", "'").replace("|", "\\|")
 
 
 def _truncate(text: str, limit: int = MAX_SAMPLE_CHARS) -> str:
@@ -629,7 +644,7 @@ def _flag(text: str) -> str:
 
 
 def _listed(names: list[str], total: int) -> str:
-    shown = ", ".join(f"`{_md_cell(n)}`" for n in names)
+    shown = ", ".join(f"`{_md_code(n)}`" for n in names)
     return shown + (f" (+{total - len(names)} more)" if total > len(names) else "")
 
 
@@ -659,15 +674,15 @@ def _render_markdown(
     flags = [(diff.name, flag) for diff in tables for flag in diff.flags()]
     if not first_version:
         lines += ["## Flagged shifts", ""]
-        lines += [f"- {FLAG_MARK} `{_md_cell(name)}`: {_md_cell(flag)}" for name, flag in flags] or [
+        lines += [f"- {FLAG_MARK} `{_md_code(name)}`: {_md_cell(flag)}" for name, flag in flags] or [
             "None beyond the thresholds."
         ]
         lines += ["", f"Thresholds: {_thresholds_note()}.", ""]
     if unreadable or skipped_tables:
         lines += ["## Not analysed", "", "| file | version | reason |", "|---|---|---|"]
-        lines += [f"| `{_md_cell(u.name)}` | {u.version} | {_md_cell(u.reason)} |" for u in unreadable]
+        lines += [f"| `{_md_code(u.name)}` | {u.version} | {_md_cell(u.reason)} |" for u in unreadable]
         lines += [
-            f"| `{_md_cell(name)}` | | more than {MAX_TABLES} tables: listed as a file only |"
+            f"| `{_md_code(name)}` | | more than {MAX_TABLES} tables: listed as a file only |"
             for name in skipped_tables
         ]
         lines.append("")
@@ -692,7 +707,7 @@ def _render_markdown(
         for kind, name in changed_rows:
             old_info, new_info = old_files.get(name), new_files.get(name)
             lines.append(
-                f"| {kind} | `{_md_cell(name)}` "
+                f"| {kind} | `{_md_code(name)}` "
                 f"| {_human_bytes(old_info.size) if old_info else ''} "
                 f"| {_human_bytes(new_info.size) if new_info else ''} "
                 f"| {new_info.md5 if new_info else ''} |"
@@ -740,7 +755,7 @@ def _render_table(
             shift = f"{new_null - old_null:+.1f} pp"
             shift = _flag(shift) if diff.null_shift(col) else shift
         lines.append(
-            f"| `{_md_cell(col)}` | {old_cols[col].type if col in old_cols else ''} "
+            f"| `{_md_code(col)}` | {old_cols[col].type if col in old_cols else ''} "
             f"| {new_cols[col].type if col in new_cols else ''} | {change} "
             f"| {_fmt_pct(old_null)} | {_fmt_pct(new_null)} | {shift} |"
         )
@@ -757,7 +772,7 @@ def _render_table(
         for col in diff.categorical:
             old_seen, new_seen = _counted(diff.old, col), _counted(diff.new, col)
             lines += [
-                f"`{_md_cell(col)}`:",
+                f"`{_md_code(col)}`:",
                 "",
                 f"| value | {old_label} | {new_label} | change | {old_label} share | {new_label} share "
                 "| share shift |",
@@ -798,7 +813,7 @@ def _render_table(
                 shift = ", ".join(f"{key} {_fmt_change(old_p[key], new_p[key])}" for key in ("p50", "p90"))
                 shift = _flag(shift) if moved else shift
             lines.append(
-                f"| `{_md_cell(col)}` | {_fmt_percentiles(old_p)} | {_fmt_percentiles(new_p)} | {shift} |"
+                f"| `{_md_code(col)}` | {_fmt_percentiles(old_p)} | {_fmt_percentiles(new_p)} | {shift} |"
             )
         lines.append("")
 
@@ -928,15 +943,18 @@ def _approval_label_table(
     if len(values) > APPROVAL_MAX_ROWS:
         cells = " |" * (lines[0].count("|") - 2)
         lines.append(f"| ... {len(values) - APPROVAL_MAX_ROWS} more values |{cells}")
-    return [f"**`{_md_cell(name)}` `{_md_cell(col)}`**", "", *lines, ""]
+    return [f"**`{_md_code(name)}` `{_md_code(col)}`**", "", *lines, ""]
 
 
-def render_approval_markdown(summary: dict[str, Any], *, max_chars: int = APPROVAL_MAX_CHARS) -> str:
+def render_approval_markdown(
+    summary: dict[str, Any], *, max_chars: int = APPROVAL_MAX_CHARS, full_review_url: str | None = None
+) -> str:
     """Compact Markdown for an approval body, from `DatasetReview.summary` (or its XCom copy).
 
     Flagged shifts first, then not-analysed files, a table of record counts and schema changes,
     and the label tables (counts with shares). Sections that would go over `max_chars` are left
-    out and counted in a closing line that points at the full review.
+    out and counted in a closing line that points at the full review (a link when
+    `full_review_url` is given, e.g. the operator's extra link or where the UI serves review.md).
 
     Example::
 
@@ -958,7 +976,7 @@ def render_approval_markdown(summary: dict[str, Any], *, max_chars: int = APPROV
     if flags:
         shown = flags[: MAX_LISTED * 2]
         section = [f"**{FLAG_MARK} Flagged shifts** ({_thresholds_note()}):", ""]
-        section += [f"- `{_md_cell(name)}`: {_md_cell(flag)}" for name, flag in shown]
+        section += [f"- `{_md_code(name)}`: {_md_cell(flag)}" for name, flag in shown]
         if len(flags) > len(shown):
             section.append(f"- ... {len(flags) - len(shown)} more in the full review")
         sections.append([*section, ""])
@@ -968,7 +986,7 @@ def render_approval_markdown(summary: dict[str, Any], *, max_chars: int = APPROV
     if summary["not_analysed"] or summary["tables_skipped"]:
         section = ["**Not analysed:**", ""]
         section += [
-            f"- `{_md_cell(item['file'])}` ({_display_label(item['version'])}): {_md_cell(item['reason'])}"
+            f"- `{_md_code(item['file'])}` ({_display_label(item['version'])}): {_md_cell(item['reason'])}"
             for item in summary["not_analysed"]
         ]
         if summary["tables_skipped"]:
@@ -976,14 +994,12 @@ def render_approval_markdown(summary: dict[str, Any], *, max_chars: int = APPROV
         sections.append([*section, ""])
 
     if summary["tables"]:
-        section = [f"| table | {old_label} records | {new_label} records | schema |", "|---|---:|---:|---|"]
+        section = ["| table | records | schema changes |", "|---|---|---|"]
         for name, table in summary["tables"].items():
             schema = [f"+{c}" for c in table["columns_added"]] + [f"-{c}" for c in table["columns_removed"]]
             schema += [f"{c} {a} -> {b}" for c, (a, b) in table["type_changes"].items()]
-            old_n, new_n = table["old_records"], table["new_records"]
             section.append(
-                f"| `{_md_cell(name)}` | {'-' if old_n is None else old_n} | {'-' if new_n is None else new_n} "
-                f"| {_md_cell(', '.join(schema))} |"
+                f"| `{_md_code(name)}` | {_records_phrase(table)} | {_md_cell(', '.join(schema))} |"
             )
         sections.append([*section, ""])
 
@@ -997,7 +1013,8 @@ def render_approval_markdown(summary: dict[str, Any], *, max_chars: int = APPROV
     for _, name, col in sorted(label_tables):
         sections.append(_approval_label_table(name, col, summary["tables"][name], old_label, new_label))
 
-    closing = "_Full review with charts and sample records: the review's Markdown file._"
+    full = f"[full review]({full_review_url})" if full_review_url else "the full review"
+    closing = f"_Charts and sample records: {full}._"
     body: list[str] = []
     size = len(closing)
     left_out = 0
@@ -1009,7 +1026,7 @@ def render_approval_markdown(summary: dict[str, Any], *, max_chars: int = APPROV
         body.append(text)
         size += len(text)
     if left_out:
-        closing = f"_{left_out} more section(s) left out here; see the full review with charts._"
+        closing = f"_{left_out} more section(s) left out here; see {full} with charts._"
     return "".join(body) + closing + "\n"
 
 

@@ -11,8 +11,8 @@ Formats, chosen by the file name's suffix (case-insensitive):
   document (an object such as metadata, or an array of scalars) holds no records:
   `NotATableError`.
 * ``.csv`` / ``.tsv``: a header row, then one record per row. Cells are typed: empty -> None,
-  integers without leading zeros (so ``007`` and zip codes stay text) -> int, decimal numbers
-  -> float, anything else -> str. Cells beyond the header are dropped; missing ones are None.
+  integers and decimal numbers without leading zeros (so ``007`` and zip codes stay text)
+  -> int and float, anything else -> str. Cells beyond the header are dropped; missing ones are None.
 * ``.parquet``: rows as pyarrow gives them (``Table.to_pylist``), batch by batch.
 
 Text files are UTF-8 (a leading byte-order mark is ignored). Anything that cannot be read raises
@@ -54,7 +54,7 @@ __all__ = [
 TABULAR_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 _BOM = "\ufeff"
 _INT_RE = re.compile(r"[+-]?(?:0|[1-9][0-9]*)")
-_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_FLOAT_RE = re.compile(r"[+-]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class TabularFormatError(LlmopsError, ValueError):
@@ -191,15 +191,21 @@ def _csv_value(raw: str | None) -> Any:
 
 
 def _iter_csv(path: Path, delimiter: str) -> Iterator[dict[str, Any]]:
-    lines = (text for _, text in _lines(path))
-    reader = csv.DictReader(lines, delimiter=delimiter)
+    # A parse error is on the last line handed to the csv module (its own line_num lags by
+    # one when the error is raised).
+    last_line = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal last_line
+        for lineno, text in _lines(path):
+            last_line = lineno
+            yield text
+
     try:
-        for row in reader:
+        for row in csv.DictReader(lines(), delimiter=delimiter):
             yield {str(key): _csv_value(value) for key, value in row.items() if key is not None}
     except csv.Error as err:
-        raise TabularFormatError(
-            f"not valid CSV ({err}); fix the row.", path=path, line=reader.line_num
-        ) from err
+        raise TabularFormatError(f"not valid CSV ({err}); fix the row.", path=path, line=last_line) from err
 
 
 def _iter_parquet(path: Path) -> Iterator[dict[str, Any]]:

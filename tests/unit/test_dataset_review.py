@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import struct
 import sys
 from pathlib import Path
@@ -464,7 +465,7 @@ def test_label_share_shift_50_50_to_90_10_is_flagged(tmp_path: Path):
     approval = review.approval_markdown
     assert "**⚠ Flagged shifts**" in approval
     assert "| pos | 500 (50.0%) | 900 (90.0%) | **⚠ +40.0 pp** |" in approval
-    assert "| `t.csv` | 1000 | 1000 |  |" in approval
+    assert "| `t.csv` | 1000 -> 1000 records (+0) |  |" in approval
 
 
 def test_small_share_change_is_not_flagged(tmp_path: Path):
@@ -540,6 +541,8 @@ def test_approval_markdown_is_bounded_and_works_from_xcom(tmp_path: Path):
     assert body.index("Flagged shifts") < body.index("| table |") < body.index("**`t00.csv` `label`**")
     assert "more section(s) left out here; see the full review" in body
     assert "| class-0 | 10 (8.3%) | 102 (85.0%) | **⚠ +76.7 pp** |" in body
+    linked = render_approval_markdown(summary, full_review_url="https://airflow.test/review.md")
+    assert "see [full review](https://airflow.test/review.md) with charts" in linked
     small = render_approval_markdown(summary, max_chars=500)
     assert small.startswith("### Dataset review v1 -> v2")
     assert len(small) < 1000  # the headline always fits, whatever the limit
@@ -614,3 +617,16 @@ def test_length_histograms_use_shares_when_totals_differ(tmp_path: Path):
     _hist_lengths(ax, diff, "t", "v1", "v2")
     assert ax.get_ylabel() == "share of values (%)"
     assert sorted(round(p.get_height(), 6) for p in ax.patches if p.get_height() > 0) == [100.0, 100.0]
+
+
+def test_values_cannot_inject_markdown_into_the_approval(tmp_path: Path):
+    """Label values come from the data; the approval body is rendered in the Airflow UI."""
+    new = tmp_path / "v1" / "t.jsonl"
+    _write_jsonl(new, [{"label": "![x](http://e.test/p.png)"}, {"label": "<img src=x>"}] * 3)
+    review = review_datasets(None, new.parent, tmp_path / "out", old_label="-", new_label="v1")
+    body = review.approval_markdown
+    assert "![x](" not in body and not re.search(r"(?<!\\)<img", body)
+    assert r"| !\[x\](http://e.test/p.png) | 3 (50.0%) |" in body
+    assert r"| \<img src=x> | 3 (50.0%) |" in body
+    md = review.markdown_path.read_text()
+    assert "| !\\[x\\](http://e.test/p.png) | " in md and "| \\<img src=x> | " in md
