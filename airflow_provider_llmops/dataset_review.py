@@ -720,7 +720,7 @@ def _render_markdown(
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _render_table(
+def _render_table(  # noqa: C901 - one table section, step by step
     diff: _TableDiff, old_label: str, new_label: str, charts: list[Path], samples: int
 ) -> list[str]:
     old_n = diff.old.records if diff.old else None
