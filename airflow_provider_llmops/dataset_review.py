@@ -720,35 +720,63 @@ def _render_markdown(
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _render_table(  # noqa: C901 - one table section, step by step
+def _render_table(
     diff: _TableDiff, old_label: str, new_label: str, charts: list[Path], samples: int
 ) -> list[str]:
     old_n = diff.old.records if diff.old else None
     new_n = diff.new.records if diff.new else None
-    records = f"Records: {old_n if old_n is not None else '-'} -> {new_n if new_n is not None else '-'}" + (
-        f" ({_delta(old_n, new_n)})" if old_n is not None and new_n is not None else ""
-    )
-    if diff.records_shift() and old_n is not None and new_n is not None:
-        records += " " + _flag(_fmt_change(old_n, new_n))
+    records = f"Records: {old_n if old_n is not None else '-'} -> {new_n if new_n is not None else '-'}"
+    if old_n is not None and new_n is not None:
+        records += f" ({_delta(old_n, new_n)})"
+        if diff.records_shift():
+            records += " " + _flag(_fmt_change(old_n, new_n))
     lines = [f"## Table `{diff.name}`", "", records, ""]
+    lines += _render_schema(diff, old_label, new_label)
+    if diff.categorical:
+        lines += [
+            "### Value counts",
+            "",
+            f"Shares are of each column's non-null values; {FLAG_MARK} marks a share that moved by "
+            f"{SHARE_SHIFT_PP:g} percentage points or more.",
+            "",
+        ]
+        for col in diff.categorical:
+            lines += _render_value_counts(diff, col, old_label, new_label)
+    if diff.text:
+        lines += _render_text_lengths(diff, old_label, new_label)
+    for chart in charts:
+        lines += [f"![Distributions of {diff.name}]({chart.name})", ""]
+    if diff.new is not None and diff.new.samples:
+        lines += [f"### Sample records ({new_label}, first {min(samples, len(diff.new.samples))})", ""]
+        lines.append("```json")
+        lines += [_json(_sample_record(record)) for record in diff.new.samples]
+        lines += ["```", ""]
+    return lines
+
+
+def _render_schema(diff: _TableDiff, old_label: str, new_label: str) -> list[str]:
     old_cols = diff.old.columns if diff.old else {}
     new_cols = diff.new.columns if diff.new else {}
     # Null-rate columns come after "change", so rows read "| col | old type | new type | change |".
-    lines += [
+    lines = [
         "### Schema",
         "",
         f"| column | {old_label} | {new_label} | change | {old_label} nulls | {new_label} nulls | null shift |",
         "|---|---|---|---|---:|---:|---|",
     ]
     for col in diff.columns():
-        if col in diff.columns_added:
-            change = "added"
-        elif col in diff.columns_removed:
-            change = "removed"
-        elif col in diff.type_changes:
-            change = "type changed"
-        else:
-            change = ""
+        change = next(
+            (
+                note
+                for note, cols in (
+                    ("added", diff.columns_added),
+                    ("removed", diff.columns_removed),
+                    ("type changed", diff.type_changes),
+                )
+                if col in cols
+            ),
+            "",
+        )
         old_null, new_null = diff.null_rate(diff.old, col), diff.null_rate(diff.new, col)
         shift = ""
         if old_null is not None and new_null is not None and old_null != new_null:
@@ -759,73 +787,49 @@ def _render_table(  # noqa: C901 - one table section, step by step
             f"| {new_cols[col].type if col in new_cols else ''} | {change} "
             f"| {_fmt_pct(old_null)} | {_fmt_pct(new_null)} | {shift} |"
         )
-    lines.append("")
+    return [*lines, ""]
 
-    if diff.categorical:
-        lines += [
-            "### Value counts",
-            "",
-            f"Shares are of each column's non-null values; {FLAG_MARK} marks a share that moved by "
-            f"{SHARE_SHIFT_PP:g} percentage points or more.",
-            "",
-        ]
-        for col in diff.categorical:
-            old_seen, new_seen = _counted(diff.old, col), _counted(diff.new, col)
-            lines += [
-                f"`{_md_code(col)}`:",
-                "",
-                f"| value | {old_label} | {new_label} | change | {old_label} share | {new_label} share "
-                "| share shift |",
-                "|---|---:|---:|---|---:|---:|---|",
-            ]
-            for share in diff.shares(col):
-                note = ""
-                if old_seen is not None and new_seen is not None:
-                    note = (
-                        "new value"
-                        if share.value not in old_seen
-                        else "gone"
-                        if share.value not in new_seen
-                        else ""
-                    )
-                shift = "" if share.delta_pp is None else f"{share.delta_pp:+.1f} pp"
-                if share.flagged:
-                    shift = _flag(shift)
-                lines.append(
-                    f"| {_md_cell(share.value)} | {'' if share.old_count is None else share.old_count} "
-                    f"| {'' if share.new_count is None else share.new_count} | {note} "
-                    f"| {_fmt_pct(share.old_pct)} | {_fmt_pct(share.new_pct)} | {shift} |"
-                )
-            lines.append("")
 
-    if diff.text:
-        lines += [
-            "### Text length (characters)",
-            "",
-            f"| column | {old_label} p50/p90/p99 | {new_label} p50/p90/p99 | shift |",
-            "|---|---|---|---|",
-        ]
-        for col in diff.text:
-            old_p, new_p = diff.lengths(diff.old, col), diff.lengths(diff.new, col)
-            shift = ""
-            if old_p and new_p:
-                moved = diff.length_shift(col)
-                shift = ", ".join(f"{key} {_fmt_change(old_p[key], new_p[key])}" for key in ("p50", "p90"))
-                shift = _flag(shift) if moved else shift
-            lines.append(
-                f"| `{_md_code(col)}` | {_fmt_percentiles(old_p)} | {_fmt_percentiles(new_p)} | {shift} |"
+def _render_value_counts(diff: _TableDiff, col: str, old_label: str, new_label: str) -> list[str]:
+    old_seen, new_seen = _counted(diff.old, col), _counted(diff.new, col)
+    lines = [
+        f"`{_md_code(col)}`:",
+        "",
+        f"| value | {old_label} | {new_label} | change | {old_label} share | {new_label} share | share shift |",
+        "|---|---:|---:|---|---:|---:|---|",
+    ]
+    for share in diff.shares(col):
+        note = ""
+        if old_seen is not None and new_seen is not None:
+            note = (
+                "new value" if share.value not in old_seen else "gone" if share.value not in new_seen else ""
             )
-        lines.append("")
+        shift = "" if share.delta_pp is None else f"{share.delta_pp:+.1f} pp"
+        lines.append(
+            f"| {_md_cell(share.value)} | {'' if share.old_count is None else share.old_count} "
+            f"| {'' if share.new_count is None else share.new_count} | {note} "
+            f"| {_fmt_pct(share.old_pct)} | {_fmt_pct(share.new_pct)} | {_flag(shift) if share.flagged else shift} |"
+        )
+    return [*lines, ""]
 
-    for chart in charts:
-        lines += [f"![Distributions of {diff.name}]({chart.name})", ""]
 
-    if diff.new is not None and diff.new.samples:
-        lines += [f"### Sample records ({new_label}, first {min(samples, len(diff.new.samples))})", ""]
-        lines.append("```json")
-        lines += [_json(_sample_record(record)) for record in diff.new.samples]
-        lines += ["```", ""]
-    return lines
+def _render_text_lengths(diff: _TableDiff, old_label: str, new_label: str) -> list[str]:
+    lines = [
+        "### Text length (characters)",
+        "",
+        f"| column | {old_label} p50/p90/p99 | {new_label} p50/p90/p99 | shift |",
+        "|---|---|---|---|",
+    ]
+    for col in diff.text:
+        old_p, new_p = diff.lengths(diff.old, col), diff.lengths(diff.new, col)
+        shift = ""
+        if old_p and new_p:
+            shift = ", ".join(f"{key} {_fmt_change(old_p[key], new_p[key])}" for key in ("p50", "p90"))
+            shift = _flag(shift) if diff.length_shift(col) else shift
+        lines.append(
+            f"| `{_md_code(col)}` | {_fmt_percentiles(old_p)} | {_fmt_percentiles(new_p)} | {shift} |"
+        )
+    return [*lines, ""]
 
 
 def _fmt_percentiles(values: dict[str, int]) -> str:
@@ -943,7 +947,7 @@ def _approval_label_table(
     if len(values) > APPROVAL_MAX_ROWS:
         cells = " |" * (lines[0].count("|") - 2)
         lines.append(f"| ... {len(values) - APPROVAL_MAX_ROWS} more values |{cells}")
-    return [f"**`{_md_code(name)}` `{_md_code(col)}`**", "", *lines, ""]
+    return [f"**`{_md_code(name)}` `{_md_code(col)}`**", "", *lines]
 
 
 def render_approval_markdown(
@@ -961,48 +965,12 @@ def render_approval_markdown(
         ApprovalOperator(..., body="{{ ti.xcom_pull('review')['approval_markdown'] }}")
     """
     old_label, new_label = _display_label(summary["old_label"]), _display_label(summary["new_label"])
-    head = f"### Dataset review {old_label} -> {new_label}"
-    if summary["first_version"]:
-        head += " (first version)"
-    files = summary["files"]
-    intro = [head, "", _files_headline(summary) + "."]
-    for kind in ("added", "removed", "modified"):
-        names = files["changed"][kind]
-        if names and not (summary["first_version"] and kind == "added"):
-            intro.append(f"{kind.capitalize()}: {_listed(names, files[kind])}.")
-    sections: list[list[str]] = [[*intro, ""]]
-
-    flags = [(name, flag) for name, table in summary["tables"].items() for flag in table["flags"]]
-    if flags:
-        shown = flags[: MAX_LISTED * 2]
-        section = [f"**{FLAG_MARK} Flagged shifts** ({_thresholds_note()}):", ""]
-        section += [f"- `{_md_code(name)}`: {_md_cell(flag)}" for name, flag in shown]
-        if len(flags) > len(shown):
-            section.append(f"- ... {len(flags) - len(shown)} more in the full review")
-        sections.append([*section, ""])
-    elif not summary["first_version"] and summary["tables"]:
-        sections.append([f"No shift beyond the thresholds ({_thresholds_note()}).", ""])
-
-    if summary["not_analysed"] or summary["tables_skipped"]:
-        section = ["**Not analysed:**", ""]
-        section += [
-            f"- `{_md_code(item['file'])}` ({_display_label(item['version'])}): {_md_cell(item['reason'])}"
-            for item in summary["not_analysed"]
-        ]
-        if summary["tables_skipped"]:
-            section.append(f"- {summary['tables_skipped']} more tables (over {MAX_TABLES})")
-        sections.append([*section, ""])
-
-    if summary["tables"]:
-        section = ["| table | records | schema changes |", "|---|---|---|"]
-        for name, table in summary["tables"].items():
-            schema = [f"+{c}" for c in table["columns_added"]] + [f"-{c}" for c in table["columns_removed"]]
-            schema += [f"{c} {a} -> {b}" for c, (a, b) in table["type_changes"].items()]
-            section.append(
-                f"| `{_md_code(name)}` | {_records_phrase(table)} | {_md_cell(', '.join(schema))} |"
-            )
-        sections.append([*section, ""])
-
+    sections = [
+        _approval_intro(summary, old_label, new_label),
+        _approval_flags(summary),
+        _approval_not_analysed(summary),
+        _approval_tables(summary),
+    ]
     # Label tables with a flagged share first: those are what the approver must look at.
     label_tables = [
         (not any(flag.startswith(f"{col} share ") for flag in table["flags"]), name, col)
@@ -1018,8 +986,8 @@ def render_approval_markdown(
     body: list[str] = []
     size = len(closing)
     left_out = 0
-    for section in sections:
-        text = "\n".join(section) + "\n"
+    for section in filter(None, sections):
+        text = "\n".join([*section, ""]) + "\n"
         if size + len(text) > max_chars and body:
             left_out += 1
             continue
@@ -1028,6 +996,57 @@ def render_approval_markdown(
     if left_out:
         closing = f"_{left_out} more section(s) left out here; see {full} with charts._"
     return "".join(body) + closing + "\n"
+
+
+def _approval_intro(summary: dict[str, Any], old_label: str, new_label: str) -> list[str]:
+    head = f"### Dataset review {old_label} -> {new_label}"
+    if summary["first_version"]:
+        head += " (first version)"
+    files = summary["files"]
+    lines = [head, "", _files_headline(summary) + "."]
+    for kind in ("added", "removed", "modified"):
+        names = files["changed"][kind]
+        if names and not (summary["first_version"] and kind == "added"):
+            lines.append(f"{kind.capitalize()}: {_listed(names, files[kind])}.")
+    return lines
+
+
+def _approval_flags(summary: dict[str, Any]) -> list[str]:
+    flags = [(name, flag) for name, table in summary["tables"].items() for flag in table["flags"]]
+    if not flags:
+        if summary["first_version"] or not summary["tables"]:
+            return []
+        return [f"No shift beyond the thresholds ({_thresholds_note()})."]
+    shown = flags[: MAX_LISTED * 2]
+    lines = [f"**{FLAG_MARK} Flagged shifts** ({_thresholds_note()}):", ""]
+    lines += [f"- `{_md_code(name)}`: {_md_cell(flag)}" for name, flag in shown]
+    if len(flags) > len(shown):
+        lines.append(f"- ... {len(flags) - len(shown)} more in the full review")
+    return lines
+
+
+def _approval_not_analysed(summary: dict[str, Any]) -> list[str]:
+    if not summary["not_analysed"] and not summary["tables_skipped"]:
+        return []
+    lines = ["**Not analysed:**", ""]
+    lines += [
+        f"- `{_md_code(item['file'])}` ({_display_label(item['version'])}): {_md_cell(item['reason'])}"
+        for item in summary["not_analysed"]
+    ]
+    if summary["tables_skipped"]:
+        lines.append(f"- {summary['tables_skipped']} more tables (over {MAX_TABLES})")
+    return lines
+
+
+def _approval_tables(summary: dict[str, Any]) -> list[str]:
+    if not summary["tables"]:
+        return []
+    lines = ["| table | records | schema changes |", "|---|---|---|"]
+    for name, table in summary["tables"].items():
+        schema = [f"+{c}" for c in table["columns_added"]] + [f"-{c}" for c in table["columns_removed"]]
+        schema += [f"{c} {a} -> {b}" for c, (a, b) in table["type_changes"].items()]
+        lines.append(f"| `{_md_code(name)}` | {_records_phrase(table)} | {_md_cell(', '.join(schema))} |")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------

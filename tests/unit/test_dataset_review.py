@@ -530,7 +530,7 @@ def test_approval_markdown_is_bounded_and_works_from_xcom(tmp_path: Path):
     from airflow_provider_llmops.dataset_review import APPROVAL_MAX_CHARS, render_approval_markdown
 
     old, new = tmp_path / "v1", tmp_path / "v2"
-    for t in range(15):
+    for t in range(12):
         _labels_csv(old / f"t{t:02d}.csv", [f"class-{i % 12}" for i in range(120)])
         _labels_csv(new / f"t{t:02d}.csv", ["class-0"] * 100 + [f"class-{i % 12}" for i in range(20)])
     review = review_datasets(old, new, tmp_path / "out", old_label="v1", new_label="v2")
