@@ -101,6 +101,7 @@ class DvcConnection:
     git_remote: str = "origin"
     git_user_name: str | None = None
     git_user_email: str | None = None
+    subdir: str = ""
 
     @property
     def secrets(self) -> list[str]:
@@ -114,7 +115,8 @@ class DvcConnection:
 
 @dataclass(frozen=True)
 class DvcRepoHandle:
-    """An open DVC project: DVC's `Repo`, the name of the remote in use, and the git working copy."""
+    """An open DVC project: DVC's `Repo`, the name of the remote in use, and the project's folder
+    (the git working copy, or its `subdir` in a monorepo)."""
 
     repo: Repo
     remote: str | None
@@ -139,6 +141,9 @@ class DvcHook(BaseHook):
     :param rev: default branch/tag/commit; overrides the ``rev`` extra (default ``main``).
     :param remote: DVC remote name; overrides the ``remote`` extra.
     :param remote_url: DVC remote URL override (e.g. ``s3://bucket/dvc``).
+    :param subdir: the DVC project's folder inside the git repository, for monorepos
+        (``dvc init --subdir``); overrides the ``subdir`` extra. Paths are relative to it. A local
+        `repo` that is a folder inside a git working copy is found without it.
     :param clone_dir: where URL repositories are cloned (default ``$LLMOPS_DVC_CLONE_DIR`` or
         ``~/.cache/airflow-provider-llmops/dvc-repos``).
     :param git_timeout: seconds allowed for each git command.
@@ -160,6 +165,7 @@ class DvcHook(BaseHook):
         rev: str | None = None,
         remote: str | None = None,
         remote_url: str | None = None,
+        subdir: str | None = None,
         clone_dir: str | os.PathLike[str] | None = None,
         git_timeout: float = 300.0,
         progress_interval: float = 5.0,
@@ -171,6 +177,7 @@ class DvcHook(BaseHook):
         self._rev_arg = rev
         self._remote_arg = remote
         self._remote_url_arg = remote_url
+        self._subdir_arg = subdir
         self._clone_dir_arg = clone_dir
         self.git_timeout = git_timeout
         self.progress_interval = progress_interval
@@ -200,8 +207,10 @@ class DvcHook(BaseHook):
                 raise DvcError(
                     f"Connection {self.dvc_conn_id!r}: extra `remote_config` must be a JSON object."
                 ) from err
+        repo, subdir = self._split_monorepo(str(repo), str(self._subdir_arg or extras.get("subdir") or ""))
         settings = DvcConnection(
-            repo=str(repo),
+            repo=repo,
+            subdir=subdir,
             rev=str(self._rev_arg or extras.get("rev") or DEFAULT_REV),
             remote=self._remote_arg or extras.get("remote") or None,
             remote_url=self._remote_url_arg or extras.get("remote_url") or None,
@@ -214,6 +223,39 @@ class DvcHook(BaseHook):
         )
         mask_secrets(settings.secrets)
         return settings
+
+    def _split_monorepo(self, repo: str, subdir: str) -> tuple[str, str]:
+        """(git repository, DVC project folder inside it): a local folder inside a git working copy
+        (``/src/mono/ml`` with ``.git`` in ``/src/mono``) becomes (``/src/mono``, ``ml``)."""
+        from airflow_provider_llmops.utils.dvc_checks import check_path
+
+        if subdir:
+            check_path(subdir)
+            subdir = norm_path(subdir)
+        folder = Path(repo)
+        if not _is_local(repo) or not folder.is_dir() or (folder / ".git").exists():
+            return repo, subdir
+        try:  # not self.git(): its errors read the settings being built here
+            proc = subprocess.run(
+                ["git", "rev-parse", "--show-toplevel"],
+                cwd=folder,
+                env=_git_env(),
+                capture_output=True,
+                text=True,
+                timeout=self.git_timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return repo, subdir
+        top = proc.stdout.strip() if proc.returncode == 0 else ""
+        if not top:
+            return repo, subdir
+        inner = Path(os.path.relpath(folder.resolve(), Path(top).resolve())).as_posix()
+        return top, norm_path(f"{inner}/{subdir}" if subdir else inner)
+
+    def git_path(self, rel: str) -> str:
+        """A path of the DVC project as git names it (prefixed with `subdir` in a monorepo)."""
+        return f"{self.settings.subdir}/{rel}" if self.settings.subdir else rel
 
     def _connection(self) -> Any:
         """The Airflow connection; None when there is none to read.
@@ -432,43 +474,60 @@ class DvcHook(BaseHook):
 
     # ------------------------------------------------------------------ what a rev tracks
     def version(self, path: str, rev: str | None = None) -> DvcVersion:
-        """The version of tracked `path` at `rev` (md5, size, nfiles), from its .dvc file or dvc.lock."""
-        import yaml
+        """The version of `path` at `rev` (md5, size, nfiles), from its .dvc file or dvc.lock.
 
+        A path inside a tracked folder (``data/images/cats`` when ``data/images`` is tracked)
+        gives the folder's version with `tracked` set; pulling it materialises only that part.
+        """
         path = norm_path(path)
         rev = rev or self.settings.rev
         sha = self.resolve_rev(rev, path=path)
-        out: dict[str, Any] | None = None
-        text = self.show(sha, f"{path}.dvc")
-        if text:
-            meta = yaml.safe_load(text) or {}
-            outs = meta.get("outs") or []
-            name = PurePosixPath(path).name
-            out = next(
-                (o for o in outs if norm_path(str(o.get("path", ""))) == name), outs[0] if outs else None
+        parts = PurePosixPath(path).parts
+        for depth in range(len(parts), 0, -1):
+            candidate = str(PurePosixPath(*parts[:depth]))
+            out = self._tracked_out(sha, candidate)
+            if out and out.get("md5"):
+                md5 = str(out["md5"])
+                if depth < len(parts) and not md5.endswith(".dir"):
+                    break  # a tracked file cannot contain `path`
+                return DvcVersion(
+                    repo=self.repo_label,
+                    path=path,
+                    rev=rev,
+                    sha=sha,
+                    md5=md5,
+                    size=out.get("size"),
+                    nfiles=out.get("nfiles") if md5.endswith(".dir") else 1,
+                    hash=out.get("hash") or "md5-dos2unix",
+                    tracked="" if depth == len(parts) else candidate,
+                )
+        if self.show(sha, self.git_path(".dvc/config")) is None:
+            where = f"folder {self.settings.subdir!r}" if self.settings.subdir else "its root"
+            hint = (
+                f" The repository has no DVC project at {where} at this rev: for a DVC project in a "
+                "folder of the repository (`dvc init --subdir`), set `subdir` to that folder."
             )
         else:
-            out = self._lock_out(sha, path)
-        if not out or not out.get("md5"):
-            raise self.error(
-                DvcPathNotTrackedError,
-                f"Path {path!r} is not tracked by DVC: no {path}.dvc and no dvc.lock output. Track it "
-                f"with `dvc add {path}` and commit, or give the tracked folder that contains it.",
-                rev=rev,
-                sha=sha,
-                path=path,
-            )
-        md5 = str(out["md5"])
-        return DvcVersion(
-            repo=self.repo_label,
-            path=path,
+            hint = f" Track it with `dvc add {path}` and commit."
+        raise self.error(
+            DvcPathNotTrackedError,
+            f"Path {path!r} is not tracked by DVC: no {self.git_path(path)}.dvc, no dvc.lock output, and no "
+            f"tracked folder containing it.{hint}",
             rev=rev,
             sha=sha,
-            md5=md5,
-            size=out.get("size"),
-            nfiles=out.get("nfiles") if md5.endswith(".dir") else 1,
-            hash=out.get("hash") or "md5-dos2unix",
+            path=path,
         )
+
+    def _tracked_out(self, sha: str, path: str) -> dict[str, Any] | None:
+        """The `outs` entry of `path` in its .dvc file, else in a dvc.lock; None when untracked."""
+        import yaml
+
+        text = self.show(sha, f"{self.git_path(path)}.dvc")
+        if not text:
+            return self._lock_out(sha, path)
+        outs = (yaml.safe_load(text) or {}).get("outs") or []
+        name = PurePosixPath(path).name
+        return next((o for o in outs if norm_path(str(o.get("path", ""))) == name), outs[0] if outs else None)
 
     def _lock_out(self, sha: str, path: str) -> dict[str, Any] | None:
         import yaml
@@ -476,7 +535,7 @@ class DvcHook(BaseHook):
         parts = PurePosixPath(path).parts
         for depth in range(len(parts) - 1, -1, -1):
             base = PurePosixPath(*parts[:depth]) if depth else PurePosixPath(".")
-            lock = self.show(sha, "dvc.lock" if depth == 0 else f"{base}/dvc.lock")
+            lock = self.show(sha, self.git_path("dvc.lock" if depth == 0 else f"{base}/dvc.lock"))
             if not lock:
                 continue
             rel = str(PurePosixPath(*parts[depth:]))
@@ -515,9 +574,11 @@ class DvcHook(BaseHook):
         path = norm_path(path)
         current = self.version(path, rev)
         parts = PurePosixPath(path).parts
-        specs = [f"{path}.dvc", "dvc.lock"] + [
+        tracked = current.tracked or path
+        specs = [f"{tracked}.dvc", "dvc.lock"] + [
             f"{PurePosixPath(*parts[:d])}/dvc.lock" for d in range(1, len(parts))
         ]
+        specs = [self.git_path(spec) for spec in specs]
         out = self.git(
             ["log", "--first-parent", "--format=%H", "-n", "200", f"{current.sha}^", "--", *specs],
             cwd=self.workdir(),
@@ -538,9 +599,10 @@ class DvcHook(BaseHook):
         # A cached clone is checked out by other tasks' fetches: DVC reads .dvc/config and the
         # cache from it, so hold the clone's lock while the Repo is open.
         with self._clone_lock():
-            repo, remote = self._make_repo(self.workdir())
+            root = self.workdir() / self.settings.subdir if self.settings.subdir else self.workdir()
+            repo, remote = self._make_repo(root)
             try:
-                yield DvcRepoHandle(repo=repo, remote=remote, workdir=self.workdir())
+                yield DvcRepoHandle(repo=repo, remote=remote, workdir=root)
             finally:
                 repo.close()
 
@@ -551,10 +613,14 @@ class DvcHook(BaseHook):
         try:
             base = Repo(str(wd), uninitialized=False)
         except Exception as err:
+            where = f"{self.repo_label}" + (
+                f" (subdir {self.settings.subdir!r})" if self.settings.subdir else ""
+            )
             raise self.error(
                 DvcError,
-                f"{self.repo_label} is not a DVC project ({type(err).__name__}: {err}). Run `dvc init` "
-                "there and commit, or fix the `repo` extra.",
+                f"{where} is not a DVC project ({type(err).__name__}: {err}). Run `dvc init` there and "
+                "commit, fix the `repo` extra, or, for a DVC project in a folder of the repository "
+                "(`dvc init --subdir`), set `subdir`.",
             ) from err
         default_remote = base.config["core"].get("remote")
         remote_name = s.remote or default_remote or (OVERRIDE_REMOTE_NAME if s.remote_url else None)

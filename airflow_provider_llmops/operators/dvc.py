@@ -97,6 +97,8 @@ class DvcBaseOperator(BaseOperator):
         credentials (``https://token@...`` is refused, at parse time or once rendered: a template
         field is stored unmasked; put them in the connection). With `repo` given, the
         connection is optional.
+    :param subdir: the DVC project's folder inside the git repository (monorepos, ``dvc init
+        --subdir``); overrides the connection's ``subdir`` extra. `path` is relative to it.
     :param emit_asset: attach the version to the event of the dataset's Asset
         ``dvc://<repo-name>/<path>``, the same URI however the task names the project. A literal
         `repo` declares the Asset at parse time; otherwise (the project from the connection, a
@@ -106,7 +108,7 @@ class DvcBaseOperator(BaseOperator):
 
     ASSET_SCHEME: ClassVar[str] = DVC_SCHEME
     REQUIRED_FIELDS: ClassVar[tuple[str, ...]] = ()
-    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ()
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ()  # besides `subdir`, checked for every operator
     PATH_REQUIRED: ClassVar[bool] = True
 
     template_fields: Sequence[str] = dvc_template_fields()
@@ -118,11 +120,13 @@ class DvcBaseOperator(BaseOperator):
         path: str | None = None,
         dvc_conn_id: str | None = DEFAULT_CONN_ID,
         repo: str | None = None,
+        subdir: str | None = None,
         emit_asset: bool = True,
         **kwargs: Any,
     ) -> None:
         self.path = path
         self.repo = repo
+        self.subdir = subdir
         self._validate(rendered=False)
         if not repo and not dvc_conn_id:
             raise ValueError(
@@ -192,7 +196,7 @@ class DvcBaseOperator(BaseOperator):
     def hook(self) -> DvcHook:
         from airflow_provider_llmops.hooks.dvc import DvcHook
 
-        return DvcHook(self.dvc_conn_id, repo=self.repo)
+        return DvcHook(self.dvc_conn_id, repo=self.repo, subdir=self.subdir)
 
     def emit(self, context: Context, extra: dict[str, Any]) -> None:
         """Attach `extra` to the task's Asset event (through the alias: the Asset this run produced)."""
@@ -261,7 +265,8 @@ class DvcPullOperator(DvcBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         label, sha = self.resolve(context, self.rev, self.branch)
-        pulled = self.puller.pull(str(self.path), sha, self.local_path).at(label)
+        # The rev as the user wrote it, so every message names both it and its sha.
+        pulled = self.puller.pull(str(self.path), self.rev or sha, self.local_path).at(label)
         self.emit(context, pulled.asset_extra())
         return pulled.to_xcom()
 

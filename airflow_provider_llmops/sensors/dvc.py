@@ -32,6 +32,7 @@ class DvcUpdateSensor(BaseSensorOperator):
         successful run, else the md5 when waiting starts.
     :param repo: git URL or local path overriding the connection's ``repo`` extra; never with
         credentials in it (``https://token@...`` is refused: put them in the connection).
+    :param subdir: the DVC project's folder inside the git repository (monorepos).
     :param deferrable: wait in the triggerer (default) instead of occupying a worker slot.
     :param max_transient_errors: polls in a row that may fail with a transient error (git
         origin or DVC remote unreachable, git failing or timing out, OS error) before the wait
@@ -51,6 +52,7 @@ class DvcUpdateSensor(BaseSensorOperator):
         since_md5: str | None = None,
         dvc_conn_id: str = DEFAULT_CONN_ID,
         repo: str | None = None,
+        subdir: str | None = None,
         deferrable: bool = True,
         poke_interval: float = 60,
         timeout: float = 7 * 24 * 3600,
@@ -62,6 +64,7 @@ class DvcUpdateSensor(BaseSensorOperator):
         self.tag_pattern = tag_pattern
         self.since_md5 = since_md5
         self.repo = repo
+        self.subdir = subdir
         self._validate(rendered=False)
         if not isinstance(max_transient_errors, int) or max_transient_errors < 1:
             raise ValueError(f"max_transient_errors must be an int >= 1, got {max_transient_errors!r}")
@@ -116,7 +119,7 @@ class DvcUpdateSensor(BaseSensorOperator):
         if self._baseline is None:
             from airflow_provider_llmops.hooks.dvc import DvcHook
 
-            current = DvcHook(self.dvc_conn_id, repo=self.repo).current_version(
+            current = DvcHook(self.dvc_conn_id, repo=self.repo, subdir=self.subdir).current_version(
                 self.path, self._rev(), self.tag_pattern
             )
             self._baseline = current.md5 if current else None
@@ -141,6 +144,7 @@ class DvcUpdateSensor(BaseSensorOperator):
                 self.tag_pattern,
                 self._baseline,
                 self.log,
+                subdir=self.subdir,
             )
         except TRANSIENT_ERRORS as err:
             self._errors.failed(err, repr(self.path))
@@ -171,6 +175,7 @@ class DvcUpdateSensor(BaseSensorOperator):
                 tag_pattern=self.tag_pattern,
                 dvc_conn_id=self.dvc_conn_id,
                 repo=self.repo,
+                subdir=self.subdir,
                 poke_interval=self.poke_interval,
                 timeout=self.timeout,
                 max_transient_errors=self.max_transient_errors,

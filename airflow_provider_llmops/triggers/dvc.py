@@ -43,6 +43,8 @@ def check_for_update(
     tag_pattern: str | None,
     since_md5: str | None,
     log: Any = None,
+    *,
+    subdir: str | None = None,
 ) -> dict[str, Any] | None:
     """The current {rev, sha, md5} when its md5 differs from `since_md5`, else None (blocking).
 
@@ -50,7 +52,7 @@ def check_for_update(
     """
     from airflow_provider_llmops.hooks.dvc import DvcHook
 
-    version = DvcHook(dvc_conn_id, repo=repo).current_version(path, rev, tag_pattern)
+    version = DvcHook(dvc_conn_id, repo=repo, subdir=subdir).current_version(path, rev, tag_pattern)
     if version is None:
         where = (
             f"the newest tag matching {tag_pattern!r}"
@@ -89,12 +91,14 @@ class DvcUpdateTrigger(BaseTrigger):
         poke_interval: float = 60.0,
         timeout: float | None = None,
         max_transient_errors: int = DEFAULT_MAX_TRANSIENT_ERRORS,
+        subdir: str | None = None,
     ) -> None:
         super().__init__()
         check_path(path)
         check_repo(repo)
         _check_max_transient_errors(max_transient_errors)
         self.max_transient_errors = max_transient_errors
+        self.subdir = subdir
         self.path = path
         self.since_md5 = since_md5
         self.rev = rev
@@ -117,6 +121,8 @@ class DvcUpdateTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "timeout": self.timeout,
                 "max_transient_errors": self.max_transient_errors,
+                # New kwargs appear only when set, so triggers serialized by older versions match.
+                **({"subdir": self.subdir} if self.subdir else {}),
             },
         )
 
@@ -143,6 +149,7 @@ class DvcUpdateTrigger(BaseTrigger):
                         self.tag_pattern,
                         self.since_md5,
                         self.log,
+                        subdir=self.subdir,
                     )
                     errors.ok()
                 except TRANSIENT_ERRORS as err:

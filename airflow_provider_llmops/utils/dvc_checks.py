@@ -19,16 +19,16 @@ from airflow_provider_llmops.utils.templating import is_templated, require_str
 __all__ = ["check_dvc_fields", "check_path", "check_rendered_repo", "check_repo"]
 
 
-def check_path(path: Any) -> None:
+def check_path(path: Any, name: str = "path") -> None:
     """ValueError unless `path` is a non-empty path relative to the DVC project root.
 
     The operators and the sensor run it at parse time and again, on the rendered value, when
     the task runs.
     """
     if not isinstance(path, str) or not path.strip():
-        raise ValueError(f"path must be a non-empty string, got {path!r}")
+        raise ValueError(f"{name} must be a non-empty string, got {path!r}")
     if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[/\\]", path) or ".." in re.split(r"[/\\]", path):
-        raise ValueError(f"path must be relative to the DVC project root, got {path!r}")
+        raise ValueError(f"{name} must be relative to the DVC project root, got {path!r}")
 
 
 def check_repo(repo: Any) -> None:
@@ -95,3 +95,5 @@ def check_dvc_fields(
         require_str(name, getattr(owner, name))
     for name in optional:
         require_str(name, getattr(owner, name), optional=True)
+    if getattr(owner, "subdir", None) is not None:
+        check_path(owner.subdir, "subdir")

@@ -46,25 +46,26 @@ PUBLISH_LOCK = "llmops-publish.lock"  # in <repo>/.dvc/tmp/ (git-ignored by DVC)
 class _Plan:
     """What a validated publish will do, and what it needs to undo it."""
 
-    path: str
+    path: str  # in the DVC project
+    git_rel: str  # the same path as git names it (under the project's subdir in a monorepo)
     tag: str
     message: str
-    wd: Path
+    wd: Path  # the git working copy
     branch: str
     orig_head: str
     has_origin: bool
 
     @property
     def data(self) -> Path:
-        return self.wd / self.path
+        return self.wd / self.git_rel
 
     @property
     def dvc_file(self) -> str:
-        return f"{self.path}.dvc"
+        return f"{self.git_rel}.dvc"
 
     @property
     def gitignore(self) -> str:
-        parent = str(PurePosixPath(self.path).parent)
+        parent = str(PurePosixPath(self.git_rel).parent)
         return ".gitignore" if parent == "." else f"{parent}/.gitignore"
 
 
@@ -160,10 +161,11 @@ class DvcPublisher:
                 path=path,
             )
         wd = hook.workdir()
-        if not (wd / path).exists():
+        if not (wd / hook.git_path(path)).exists():
             raise self._fail(
                 DvcPathNotTrackedError,
-                f"Nothing to publish: {wd / path} does not exist. Write the new dataset version there first.",
+                f"Nothing to publish: {wd / hook.git_path(path)} does not exist. Write the new dataset "
+                "version there first.",
                 rev=tag,
                 path=path,
             )
@@ -181,6 +183,7 @@ class DvcPublisher:
             )
         plan = _Plan(
             path=path,
+            git_rel=hook.git_path(path),
             tag=tag,
             message=message,
             wd=wd,
@@ -196,11 +199,11 @@ class DvcPublisher:
         status = self.hook.git(
             ["status", "--porcelain", "-z", "--untracked-files=all"], cwd=plan.wd, check=False
         )
-        allowed = {plan.path, plan.dvc_file, plan.gitignore}
+        allowed = {plan.git_rel, plan.dvc_file, plan.gitignore}
         dirty = [
             p
             for p in dict.fromkeys(dirty_paths(status))
-            if p not in allowed and not p.startswith(plan.path + "/")
+            if p not in allowed and not p.startswith(plan.git_rel + "/")
         ]
         if dirty:
             shown = ", ".join(dirty[:10]) + (" ..." if len(dirty) > 10 else "")
@@ -411,7 +414,7 @@ class DvcPublisher:
         """Lock of a local working copy (in .dvc/tmp), held while publishing or pushing from it."""
         import contextlib
 
-        dvc_dir = Path(self.hook.settings.repo) / ".dvc"
+        dvc_dir = Path(self.hook.settings.repo) / self.hook.settings.subdir / ".dvc"
         if not self.hook.is_local_checkout or not dvc_dir.is_dir():
             return contextlib.nullcontext()  # refused (URL) or reported (no DVC project) later
         (dvc_dir / "tmp").mkdir(exist_ok=True)

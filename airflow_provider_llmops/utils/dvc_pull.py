@@ -28,6 +28,7 @@ from airflow_provider_llmops.exceptions import (
     DvcChecksumError,
     DvcDestinationError,
     DvcError,
+    DvcPathNotTrackedError,
     DvcRemoteError,
 )
 from airflow_provider_llmops.utils.dvc_records import DvcPulled, DvcVersion
@@ -182,7 +183,29 @@ class DvcPuller:
             )
 
     def _manifest(self, handle: DvcRepoHandle, version: DvcVersion) -> list[tuple[str, str]]:
-        """(relpath, md5) of every file of the tracked path; relpath '' for a single file."""
+        """(relpath, md5) of every file of `version.path`; relpath '' for a single file.
+
+        For a path inside a tracked folder, the part of the folder's listing under that path.
+        """
+        if not version.tracked:
+            return self._listing(handle, version)
+        within = version.within
+        listing = self._listing(handle, version)
+        exact = [("", md5) for rel, md5 in listing if rel == within]
+        part = exact or [
+            (rel[len(within) + 1 :], md5) for rel, md5 in listing if rel.startswith(within + "/")
+        ]
+        if not part:
+            raise self._error(
+                DvcPathNotTrackedError,
+                f"{version.tracked!r} is tracked by DVC but holds no {within!r}. Check the path, or pull "
+                f"{version.tracked!r} itself.",
+                version,
+            )
+        return part
+
+    def _listing(self, handle: DvcRepoHandle, version: DvcVersion) -> list[tuple[str, str]]:
+        """(relpath, md5) of every file of the tracked output; relpath '' for a single file."""
         if not version.is_dir:
             return [("", version.md5)]
         dir_path = Path(handle.cache_odb(version.hash).oid_to_path(version.md5))

@@ -30,6 +30,8 @@ class DvcVersion(Record):
     :param size: bytes in all (None when DVC did not record it).
     :param nfiles: files in all (1 for a single file).
     :param hash: DVC's hash algorithm (``md5``, or ``md5-dos2unix`` for outputs written by DVC 2).
+    :param tracked: for a path inside a tracked folder, that folder (whose `md5` and counts these
+        are); empty when `path` is tracked itself.
     """
 
     ASSET_EXCLUDE: ClassVar[tuple[str, ...]] = ("hash",)
@@ -42,10 +44,17 @@ class DvcVersion(Record):
     size: int | None = None
     nfiles: int | None = None
     hash: str = "md5"
+    tracked: str = ""
 
     @property
     def is_dir(self) -> bool:
+        """True when the tracked output is a folder (also for a path inside one)."""
         return self.md5.endswith(".dir")
+
+    @property
+    def within(self) -> str:
+        """`path` relative to the tracked folder that contains it ('' when `path` is tracked itself)."""
+        return self.path[len(self.tracked) + 1 :] if self.tracked else ""
 
     def at(self, rev: str) -> DvcVersion:
         """The same version labelled with another rev (e.g. the tag a publish created)."""
