@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,10 +38,9 @@ from airflow_provider_llmops.assets.dvc import (
 )
 from airflow_provider_llmops.utils.dvc_checks import check_dvc_fields
 from airflow_provider_llmops.utils.previous_run import last_success_xcom
-from airflow_provider_llmops.utils.templating import is_templated
+from airflow_provider_llmops.utils.templating import ValidateAfterRender, is_templated
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.sdk import Asset, AssetAlias, Context
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
@@ -72,7 +71,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "data"
 
 
-class DvcBaseOperator(BaseOperator):
+class DvcBaseOperator(ValidateAfterRender, BaseOperator):
     """Base of the DVC operators: the shared arguments, the hook, one validation pass, lineage.
 
     Subclasses name their own string arguments in `REQUIRED_FIELDS` / `OPTIONAL_FIELDS`: they are
@@ -179,20 +178,6 @@ class DvcBaseOperator(BaseOperator):
             optional=self.OPTIONAL_FIELDS,
             path_required=self.PATH_REQUIRED,
         )
-
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Iterable[str],
-        context: Context,
-        jinja_env: jinja2.Environment,
-        seen_oids: set[int],
-    ) -> None:
-        # Hooked here, not in render_template_fields: a mapped task renders through this method
-        # on the unmapped operator and never calls render_template_fields.
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        if parent is self:
-            self._validate(rendered=True)
 
     @cached_property
     def hook(self) -> DvcHook:

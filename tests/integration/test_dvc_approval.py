@@ -386,7 +386,8 @@ def test_backfill_through_the_rest_api_pulls_the_version_of_each_date(stack: Sta
         if time.monotonic() > deadline:
             pytest.fail(f"backfill did not finish: {backfilled}\n{log_tail(stack.af.process.log_path, 60)}")
         time.sleep(3)
-    assert {r["state"] for r in backfilled} == {"success"}, backfilled
+    failed = [r["dag_run_id"] for r in backfilled if r["state"] != "success"]
+    assert not failed, _backfill_diagnosis(stack, failed)
     pulled: dict[str, str] = {}
     for run in backfilled:
         xcom = stack.af.api(
@@ -398,3 +399,19 @@ def test_backfill_through_the_rest_api_pulls_the_version_of_each_date(stack: Sta
         value = json.loads(xcom) if isinstance(xcom, str) else xcom
         pulled[run["logical_date"][:10]] = value["sha"]
     assert pulled == {"2024-01-03": v1, "2024-01-04": v2, "2024-01-05": v2}, pulled
+
+
+def _backfill_diagnosis(stack: Stack, run_ids: list[str]) -> str:
+    """Task states of the failed backfill runs and the tail of each failed task's log."""
+    lines: list[str] = []
+    logs = Path(stack.af.env["AIRFLOW_HOME"]) / "logs"
+    for run_id in run_ids:
+        body = stack.af.api(
+            "GET", f"/api/v2/dags/{BACKFILL_DAG_ID}/dagRuns/{run_id}/taskInstances", token=stack.token
+        )
+        for ti in body["task_instances"]:
+            lines.append(f"{run_id} {ti['task_id']}: {ti['state']}")
+            if ti["state"] == "failed":
+                for log in logs.rglob(f"run_id={run_id}/task_id={ti['task_id']}/*.log"):
+                    lines.append(log_tail(log, 40))
+    return "\n".join(lines)
