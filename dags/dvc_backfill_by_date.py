@@ -11,6 +11,8 @@ project and the ``llmops_data_dir`` Variable at a shared volume.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import DAG
 
@@ -26,6 +28,8 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["llmops", "dvc", "example", "backfill"],
+    # Every task is idempotent, so a retry after a transient error (a remote or lock timeout) is safe.
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=15)},
     doc_md=__doc__,
 ) as dag:
     # [START howto_operator_dvc_pull_by_date]
