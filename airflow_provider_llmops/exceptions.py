@@ -101,7 +101,9 @@ class TritonSmokeTestError(TritonError):
 class TritonDeployError(TritonError):
     """A deploy or rollback failed; the previously served version was kept serving."""
 
-    def __init__(self, message: str, *, model_name: str = "", version: int = 0, server_message: str = "") -> None:
+    def __init__(
+        self, message: str, *, model_name: str = "", version: int = 0, server_message: str = ""
+    ) -> None:
         super().__init__(message)
         self.model_name = model_name
         self.version = version

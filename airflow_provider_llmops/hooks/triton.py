@@ -128,6 +128,38 @@ def parse_endpoint(
     )
 
 
+def connection_settings(
+    conn_id: str, conn: Any, timeout: float | None = None
+) -> tuple[TritonEndpoint, dict[str, str], float]:
+    """(endpoint, request headers, timeout) from an Airflow connection; shared by hook and trigger.
+
+    The headers carry the token (never logged): extra ``headers`` plus ``password`` as
+    ``Authorization: Bearer <password>`` or as the value of the header named by ``auth_header``.
+    """
+    extra = conn.extra_dejson or {}
+    endpoint = parse_endpoint(conn_id, conn.host, conn.port, conn.schema, extra)
+    extra_headers = extra.get("headers") or {}
+    if not isinstance(extra_headers, Mapping):
+        raise TritonConnectionError(
+            f"Connection {conn_id!r}: extra headers must be an object of header: value."
+        )
+    headers: dict[str, str] = {str(k): str(v) for k, v in extra_headers.items()}
+    if conn.password:
+        header = extra.get("auth_header")
+        if header:
+            headers[str(header)] = conn.password
+        else:
+            headers["Authorization"] = f"Bearer {conn.password}"
+    raw_timeout = timeout if timeout is not None else extra.get("timeout", DEFAULT_TIMEOUT)
+    try:
+        resolved = float(raw_timeout)
+    except (TypeError, ValueError):
+        raise TritonConnectionError(
+            f"Connection {conn_id!r}: extra timeout must be a number of seconds, got {raw_timeout!r}."
+        ) from None
+    return endpoint, headers, resolved
+
+
 class TritonHook(BaseHook):
     """Talk to a Triton Inference Server: health, model load/unload, inference.
 
@@ -176,29 +208,9 @@ class TritonHook(BaseHook):
 
     def _load_connection(self) -> None:
         conn = self.get_connection(self.triton_conn_id)
-        extra = conn.extra_dejson or {}
-        self._endpoint = parse_endpoint(self.triton_conn_id, conn.host, conn.port, conn.schema, extra)
-        extra_headers = extra.get("headers") or {}
-        if not isinstance(extra_headers, Mapping):
-            raise TritonConnectionError(
-                f"Connection {self.triton_conn_id!r}: extra headers must be an object of header: value."
-            )
-        headers: dict[str, str] = {str(k): str(v) for k, v in extra_headers.items()}
-        if conn.password:
-            header = extra.get("auth_header")
-            if header:
-                headers[str(header)] = conn.password
-            else:
-                headers["Authorization"] = f"Bearer {conn.password}"
-        self._headers = headers
-        timeout = self._timeout if self._timeout is not None else extra.get("timeout", DEFAULT_TIMEOUT)
-        try:
-            self._resolved_timeout = float(timeout)
-        except (TypeError, ValueError):
-            raise TritonConnectionError(
-                f"Connection {self.triton_conn_id!r}: extra timeout must be a number of seconds, "
-                f"got {timeout!r}."
-            ) from None
+        self._endpoint, self._headers, self._resolved_timeout = connection_settings(
+            self.triton_conn_id, conn, self._timeout
+        )
 
     @property
     def endpoint(self) -> TritonEndpoint:

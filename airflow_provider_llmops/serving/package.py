@@ -392,7 +392,8 @@ def package_embedding(
         "preferred_batch_sizes": preferred_batch_sizes if dynamic_batching else (),
         "max_queue_delay_us": max_queue_delay_us if dynamic_batching else 0,
     }
-    params = {"intra_op_threads": str(intra_op_threads)}
+    # Read back by TritonEmbeddingClient (normalized) and shown by GET .../config.
+    params = {"intra_op_threads": str(intra_op_threads), "llmops_normalized": str(normalize).lower()}
     configs: dict[str, dict[str, Any]] = {}
     if platform == "python":
         configs["main"] = build_config(

@@ -40,7 +40,7 @@ from airflow_provider_llmops.serving.config import to_pbtxt, validate_config
 from airflow_provider_llmops.serving.names import check_model_name, check_version
 from airflow_provider_llmops.serving.package import ModelPackage
 
-__all__ = ["MARKER", "ModelRepository", "PublishedVersion"]
+__all__ = ["MARKER", "ModelRepository", "PublishedVersion", "resolve_config"]
 
 MARKER = ".llmops-version.json"
 META_DIR = ".llmops"
@@ -58,7 +58,7 @@ class PublishedVersion:
     configs: dict[str, dict[str, Any]]
 
 
-def _resolve_config(config: dict[str, Any], model: str) -> dict[str, Any]:
+def resolve_config(config: dict[str, Any], model: str) -> dict[str, Any]:
     """Replace the ``{model}`` placeholder of ensemble steps by the published model name."""
     text = json.dumps(config).replace("{model}", model)
     return json.loads(text)
@@ -176,7 +176,7 @@ class ModelRepository:
         names = {part: package.model_name(model, part) for part in package.parts}
         for name in names.values():
             check_model_name(name)
-        configs = {part: _resolve_config(package.configs[part], model) for part in package.parts}
+        configs = {part: resolve_config(package.configs[part], model) for part in package.parts}
         for part, config in configs.items():
             validate_config(
                 config,

@@ -199,6 +199,47 @@ def ensure_model_env(work_dir: Path | None = None) -> Path:
     return env
 
 
+def install_model_requirements(requirements: Path | str, work_dir: Path | None = None) -> Path:
+    """Install a packaged model's ``requirements.txt`` into the model venv (once per content).
+
+    The venv keeps ``MODEL_ENV_PACKAGES`` (numpy 1.x) as a constraint, so a requirement cannot
+    pull numpy 2 in. Python-backend models import these at load time, so installing after the
+    server started is fine. Wheels are cached in ``CACHE_DIR/wheels`` for offline reruns.
+
+    Example::
+
+        install_model_requirements(package_dir / "requirements.txt")
+    """
+    import hashlib
+
+    env = ensure_model_env(work_dir)
+    text = Path(requirements).read_text()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    marker = env / f".llmops-req-{digest}"
+    if marker.is_file():
+        return env
+    with file_lock((work_dir or WORK_DIR) / ".triton-pyenv.lock"):
+        if marker.is_file():
+            return env
+        constraints = env / ".llmops-constraints.txt"
+        constraints.write_text("\n".join(MODEL_ENV_PACKAGES) + "\n")
+        wheels = CACHE_DIR / "wheels" / "model-env"
+        wheels.mkdir(parents=True, exist_ok=True)
+        base = [*PIP, "--python", str(env / "bin" / "python3")]
+        offline = [*base, "install", "--quiet", "--no-index", "--find-links", str(wheels)]
+        args = ["-c", str(constraints), "-r", str(requirements)]
+        try:
+            _run([*offline, *args], "installing the model requirements from cached wheels")
+        except HarnessError:
+            _run(
+                [*PIP, "download", "--quiet", "--only-binary=:all:", "-d", str(wheels), *args],
+                "downloading the model requirements' wheels (needs PyPI)",
+            )
+            _run([*offline, *args], "installing the model requirements into the model venv")
+        marker.write_text(text)
+    return env
+
+
 def write_python_model(
     repository: Path,
     name: str,
