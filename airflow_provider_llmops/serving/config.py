@@ -364,7 +364,7 @@ def validate_config(
                 model_tensor = real_by_name.get(tensor_name)
                 if model_tensor is None:
                     problems.append(
-                        f"{kind} {tensor_name!r} is not a {kind} of the model (it has {sorted(real_by_name)})"
+                        f"{kind} {tensor_name!r} is not an {kind} of the model (it has {sorted(real_by_name)})"
                     )
                     continue
                 if tensor.get("data_type") != model_tensor.data_type:

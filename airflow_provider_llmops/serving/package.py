@@ -506,6 +506,10 @@ def _export_causal_lm(folder: Path, dest: Path, opset: int) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+    config = model.config
+    positions = (
+        getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 1024
+    )
 
     class Logits(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
@@ -515,16 +519,20 @@ def _export_causal_lm(folder: Path, dest: Path, opset: int) -> tuple[Any, Any]:
         def forward(self, input_ids: Any) -> Any:
             return self.inner(input_ids=input_ids, use_cache=False).logits
 
+    # The dynamo exporter: the TorchScript one bakes the traced length into the causal mask.
+    from torch.export import Dim
+
+    shapes = {"input_ids": {0: Dim("batch"), 1: Dim("sequence", min=1, max=int(positions))}}
     with torch.no_grad():
         torch.onnx.export(
             Logits(model),
-            (torch.ones((1, 4), dtype=torch.long),),
+            (torch.ones((2, 8), dtype=torch.long),),
             str(dest),
             input_names=["input_ids"],
             output_names=["logits"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "logits": {0: "batch", 1: "sequence"}},
-            opset_version=opset,
-            dynamo=False,
+            dynamic_shapes=shapes,
+            opset_version=max(opset, 18),
+            dynamo=True,
         )
     graph = onnx.load(str(dest))
     onnx.checker.check_model(graph)

@@ -35,7 +35,7 @@ from airflow_provider_llmops.exceptions import (
     TritonSmokeTestError,
     TritonVersionError,
 )
-from airflow_provider_llmops.serving.config import with_version_policy
+from airflow_provider_llmops.serving.config import validate_config, with_version_policy
 from airflow_provider_llmops.serving.names import check_model_name, check_version
 from airflow_provider_llmops.serving.publish import resolve_config
 from airflow_provider_llmops.utils.records import Record
@@ -184,7 +184,8 @@ class TritonDeployManager:
                 model_name=model,
                 version=version,
             )
-        self.log.info("Smoke test of %s v%d passed (%d golden rows)", model, version, len(inputs))
+        rows = len(next(iter(inputs.values()))) if inputs else 0
+        self.log.info("Smoke test of %s v%d passed (%d golden rows)", model, version, rows)
 
     def _restore(self, model: str, previous: Sequence[int], previous_config: Mapping[str, Any] | None) -> str:
         """Put the previous policy back (unloads the failed version); return a sentence for the error."""
@@ -231,6 +232,7 @@ class TritonDeployManager:
             )
         previous_config = self.repository.config(model, served) if served else None
         config = resolve_config(package.configs["main"], model)
+        validate_config(config, model, signature=package.signature)
         if previous_config is not None:
             self._check_compatible(model, previous_config, config, served, version or served + 1)
         published = self.repository.publish(package, model, version)

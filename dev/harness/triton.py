@@ -33,6 +33,7 @@ CLI: ``python -m dev.harness triton [--model-repository DIR] [--demo-model NAME]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -451,14 +452,32 @@ def heal_failed_models(
     )
     healed: list[str] = []
     try:
-        for model in client.get_model_repository_index():
+        index = client.get_model_repository_index()
+        failed_versions: dict[str, set[int]] = {}
+        for model in index:
             name = model["name"]
             failed = model.get("state") == "UNAVAILABLE" and model.get("reason") not in (None, "", "unloaded")
-            if not failed or (names is not None and name not in names):
-                continue
+            if failed and (names is None or name in names):
+                failed_versions.setdefault(name, set())
+        for model in index:
+            version = str(model.get("version") or "1")
+            if model["name"] in failed_versions and version.isdigit():
+                failed_versions[model["name"]].add(int(version))
+        for name, versions in failed_versions.items():
+            # The failed state sticks to its version number: every known version must load once.
             shutil.rmtree(server.model_repository / name, ignore_errors=True)
-            write_python_model(server.model_repository, name)
-            client.load_model(name)
+            for version in sorted(versions or {1}):
+                write_python_model(server.model_repository, name, version=version)
+            config = {
+                "name": name,
+                "backend": "python",
+                "max_batch_size": 0,
+                "input": [{"name": "INPUT0", "data_type": "TYPE_FP32", "dims": [-1]}],
+                "output": [{"name": "OUTPUT0", "data_type": "TYPE_FP32", "dims": [-1]}],
+                "instance_group": [{"kind": "KIND_CPU", "count": 1}],
+                "version_policy": {"all": {}},
+            }
+            client.load_model(name, config=json.dumps(config))
             client.unload_model(name)
             healed.append(name)
         deadline = time.monotonic() + timeout
