@@ -247,7 +247,7 @@ def _export_encoder(folder: Path, dest: Path, pooling: str, normalize: bool, ops
     axes["embedding"] = {0: "batch"}
     with torch.no_grad():
         torch.onnx.export(
-            Pooled(model),
+            Pooled(model).eval(),
             example,
             str(dest),
             input_names=names,
@@ -525,7 +525,7 @@ def _export_causal_lm(folder: Path, dest: Path, opset: int) -> tuple[Any, Any]:
     shapes = {"input_ids": {0: Dim("batch"), 1: Dim("sequence", min=1, max=int(positions))}}
     with torch.no_grad():
         torch.onnx.export(
-            Logits(model),
+            Logits(model).eval(),
             (torch.ones((2, 8), dtype=torch.long),),
             str(dest),
             input_names=["input_ids"],
