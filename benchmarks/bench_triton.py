@@ -95,11 +95,20 @@ def run_all(repeats: int = 5, quick: bool = False) -> dict[str, tuple[Samples, f
                 fn()
             return time.perf_counter() - start
 
+        def pair(samples: Samples, i: int, base, cand) -> None:
+            """One sample of each, the order alternating so drift and warm-up hit both alike."""
+            if i % 2:
+                samples[1].append(cand())
+                samples[0].append(base())
+            else:
+                samples[0].append(base())
+                samples[1].append(cand())
+
         results: dict[str, tuple[Samples, float, str]] = {}
+        timed(hook_infer, 5)
         infer: Samples = ([], [])
-        for _ in range(repeats):
-            infer[0].append(timed(raw_infer, n_requests))
-            infer[1].append(timed(hook_infer, n_requests))
+        for i in range(repeats):
+            pair(infer, i, lambda: timed(raw_infer, n_requests), lambda: timed(hook_infer, n_requests))
         results["triton_infer_c1"] = (
             infer,
             1.1,
@@ -113,19 +122,27 @@ def run_all(repeats: int = 5, quick: bool = False) -> dict[str, tuple[Samples, f
             published = repo.publish(package, base_name)
             repo.publish(package, cand_name)
             config = json.dumps(with_version_policy(published.configs["main"], base_name, [1]))
-            start = time.perf_counter()
-            raw.load_model(base_name, config=config)
-            while not raw.is_model_ready(base_name, "1"):
-                time.sleep(0.05)
-            deploy[0].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            manager.deploy(package, cand_name, smoke_test=False)
-            deploy[1].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            manager.smoke_test(cand_name, 1)
-            smoke.append(time.perf_counter() - start)
-            raw.unload_model(base_name)
-            raw.unload_model(cand_name)
+
+            def raw_deploy(name: str = base_name, config: str = config) -> float:
+                start = time.perf_counter()
+                raw.load_model(name, config=config)
+                while not raw.is_model_ready(name, "1"):
+                    time.sleep(0.05)
+                elapsed = time.perf_counter() - start
+                hook.unload_model(name)
+                return elapsed
+
+            def operator_deploy(name: str = cand_name) -> float:
+                start = time.perf_counter()
+                manager.deploy(package, name, smoke_test=False)
+                elapsed = time.perf_counter() - start
+                started = time.perf_counter()
+                manager.smoke_test(name, 1)
+                smoke.append(time.perf_counter() - started)
+                hook.unload_model(name)
+                return elapsed
+
+            pair(deploy, i, raw_deploy, operator_deploy)
         print(f"# smoke test alone: median {sorted(smoke)[len(smoke) // 2]:.3f}s", flush=True)
         results["triton_deploy_ready"] = (
             deploy,
@@ -151,9 +168,8 @@ def run_all(repeats: int = 5, quick: bool = False) -> dict[str, tuple[Samples, f
             return time.perf_counter() - start
 
         batching: Samples = ([], [])
-        for _ in range(repeats):
-            batching[0].append(concurrent("bench_nodyn"))
-            batching[1].append(concurrent("bench_dyn"))
+        for i in range(repeats):
+            pair(batching, i, lambda: concurrent("bench_nodyn"), lambda: concurrent("bench_dyn"))
         results["triton_dynamic_batching"] = (
             batching,
             0.5,
@@ -165,14 +181,20 @@ def run_all(repeats: int = 5, quick: bool = False) -> dict[str, tuple[Samples, f
         encoder = TritonEmbeddingClient(hook, "bench_dyn", batch_size=32, concurrency=2)
         encoder.encode(texts[:8])
         st.encode(texts[:8])
-        versus: Samples = ([], [])
-        for _ in range(repeats):
+
+        def st_encode() -> float:
             start = time.perf_counter()
             st.encode(texts, batch_size=32, normalize_embeddings=True)
-            versus[0].append(time.perf_counter() - start)
+            return time.perf_counter() - start
+
+        def triton_encode() -> float:
             start = time.perf_counter()
             encoder.encode(texts)
-            versus[1].append(time.perf_counter() - start)
+            return time.perf_counter() - start
+
+        versus: Samples = ([], [])
+        for i in range(repeats):
+            pair(versus, i, st_encode, triton_encode)
         results["triton_vs_st"] = (
             versus,
             1.0,

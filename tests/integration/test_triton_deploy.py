@@ -99,6 +99,15 @@ def test_deploy_minilm_matches_sentence_transformers_and_rerun_is_noop(
     )
     assert served.shape == (4, 384) and served.dtype == np.float32
     np.testing.assert_allclose(served, expected, atol=2e-5)
+    array = np.array([t.encode() for t in TEXTS], dtype=object).reshape(-1, 1)
+    over_grpc = hook.infer("d_minilm", {"TEXT": array}, ["EMBEDDING"], protocol="grpc")["EMBEDDING"]
+    np.testing.assert_allclose(over_grpc, served, atol=1e-6)
+    batched = hook.infer_batched("d_minilm", {"TEXT": array}, ["EMBEDDING"], batch_size=3)["EMBEDDING"]
+    np.testing.assert_allclose(batched, served, atol=1e-5)
+    assert hook.model_metadata("d_minilm", 1)["outputs"][0]["shape"] == [-1, 384]
+    assert hook.model_config("d_minilm")["version_policy"] == {"specific": {"versions": [1]}}
+    stats = hook.model_statistics("d_minilm", 1)
+    assert stats[0]["inference_stats"]["success"]["count"] >= 3
 
     again = TritonDeployOperator(
         task_id="deploy",
