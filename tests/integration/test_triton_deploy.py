@@ -226,6 +226,17 @@ def test_bad_model_names_are_refused_before_anything_is_written(
     assert not (triton_model_repo.parent / "escape").exists()
 
 
+@pytest.mark.parametrize("version", [0, -1, "0", "abc"])
+def test_non_positive_versions_are_refused_before_anything_is_written(
+    triton_conn_id, triton_model_repo, minilm_package, version
+):
+    from airflow_provider_llmops.exceptions import TritonVersionError
+
+    with pytest.raises(TritonVersionError, match="positive integer"):
+        _manager(triton_conn_id, triton_model_repo).deploy(minilm_package, "d_badversion", version=version)
+    assert not (triton_model_repo / "d_badversion").exists()
+
+
 def test_server_down_fails_clearly_and_publishes_nothing(minilm_package, tmp_path, monkeypatch):
     from dev.harness.common import free_port
 
