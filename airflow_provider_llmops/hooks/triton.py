@@ -533,6 +533,7 @@ class TritonHook(BaseHook):
         from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
         if protocol == "grpc":
+            self.get_grpc_conn()  # a clear error when the port or the [grpc] extra is missing
             import tritonclient.grpc as module
 
             client_of: Callable[[], Any] = self.get_grpc_conn
