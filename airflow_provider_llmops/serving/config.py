@@ -304,6 +304,27 @@ def validate_config(
     """
     check_model_name(name)
     problems: list[str] = []
+    platform = config.get("platform")
+    mbs = _check_basics(config, problems)
+    inputs = _check_tensors("input", config.get("input"), mbs > 0, problems)
+    outputs = _check_tensors("output", config.get("output"), mbs > 0, problems)
+    _check_batching(config.get("dynamic_batching"), mbs, problems)
+    _check_instances(config.get("instance_group", []), platform, problems)
+    _check_version_policy(config.get("version_policy"), problems)
+    if platform == "ensemble":
+        _check_ensemble(config, inputs, outputs, set(known_models), problems)
+    if signature is not None:
+        _check_signature(signature, mbs, inputs, outputs, problems)
+    if problems:
+        raise TritonConfigError(
+            f"Model config for {name!r} is invalid:\n  - "
+            + "\n  - ".join(problems)
+            + "\nNext: fix the packaging options (or the config you passed); nothing was published or loaded."
+        )
+
+
+def _check_basics(config: Mapping[str, Any], problems: list[str]) -> int:
+    """Backend or platform, and max_batch_size (returned; 0 when invalid)."""
     backend, platform = config.get("backend"), config.get("platform")
     if bool(backend) == bool(platform):
         problems.append(
@@ -314,22 +335,26 @@ def validate_config(
     mbs = config.get("max_batch_size", 0)
     if not isinstance(mbs, int) or isinstance(mbs, bool) or mbs < 0:
         problems.append(f"max_batch_size must be an integer >= 0, got {mbs!r}")
-        mbs = 0
-    inputs = _check_tensors("input", config.get("input"), mbs > 0, problems)
-    outputs = _check_tensors("output", config.get("output"), mbs > 0, problems)
-    batching = config.get("dynamic_batching")
-    if batching is not None:
-        if mbs <= 0:
-            problems.append("dynamic_batching needs max_batch_size > 0")
-        for size in batching.get("preferred_batch_size", []):
-            if not isinstance(size, int) or size < 1 or (mbs > 0 and size > mbs):
-                problems.append(
-                    f"dynamic_batching.preferred_batch_size {size!r} must be in 1..max_batch_size ({mbs})"
-                )
-        delay = batching.get("max_queue_delay_microseconds", 0)
-        if not isinstance(delay, int) or delay < 0:
-            problems.append(f"dynamic_batching.max_queue_delay_microseconds must be >= 0, got {delay!r}")
-    groups = config.get("instance_group", [])
+        return 0
+    return mbs
+
+
+def _check_batching(batching: Mapping[str, Any] | None, mbs: int, problems: list[str]) -> None:
+    if batching is None:
+        return
+    if mbs <= 0:
+        problems.append("dynamic_batching needs max_batch_size > 0")
+    for size in batching.get("preferred_batch_size", []):
+        if not isinstance(size, int) or size < 1 or (mbs > 0 and size > mbs):
+            problems.append(
+                f"dynamic_batching.preferred_batch_size {size!r} must be in 1..max_batch_size ({mbs})"
+            )
+    delay = batching.get("max_queue_delay_microseconds", 0)
+    if not isinstance(delay, int) or delay < 0:
+        problems.append(f"dynamic_batching.max_queue_delay_microseconds must be >= 0, got {delay!r}")
+
+
+def _check_instances(groups: list[Mapping[str, Any]], platform: str | None, problems: list[str]) -> None:
     if platform == "ensemble" and groups:
         problems.append("an ensemble has no instance_group (its steps' models do)")
     for i, group in enumerate(groups):
@@ -340,53 +365,50 @@ def validate_config(
             problems.append(
                 f"instance_group[{i}].kind {group.get('kind')!r} is not one of {sorted(INSTANCE_KINDS)}"
             )
-    policy = config.get("version_policy")
-    if policy is not None:
-        versions = policy.get("specific", {}).get("versions") if isinstance(policy, Mapping) else None
-        if versions is not None and (
-            not versions or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in versions)
-        ):
-            problems.append(f"version_policy.specific.versions must be positive integers, got {versions!r}")
-    if platform == "ensemble":
-        _check_ensemble(config, inputs, outputs, set(known_models), problems)
-    if signature is not None:
-        if signature.batched != (mbs > 0):
-            problems.append(
-                f"max_batch_size {mbs} does not fit the model: its signature is "
-                f"{'batched (first axis)' if signature.batched else 'not batched'}"
-            )
-        for kind, declared, real in (
-            ("input", inputs, signature.inputs),
-            ("output", outputs, signature.outputs),
-        ):
-            real_by_name = {t.name: t for t in real}
-            for tensor_name, tensor in declared.items():
-                model_tensor = real_by_name.get(tensor_name)
-                if model_tensor is None:
-                    problems.append(
-                        f"{kind} {tensor_name!r} is not an {kind} of the model (it has {sorted(real_by_name)})"
-                    )
-                    continue
-                if tensor.get("data_type") != model_tensor.data_type:
-                    problems.append(
-                        f"{kind} {tensor_name!r}: data_type {tensor.get('data_type')} but the model has "
-                        f"{model_tensor.data_type}"
-                    )
-                dims = tensor.get("dims")
-                if isinstance(dims, list) and not _dims_compatible(dims, model_tensor.dims):
-                    problems.append(
-                        f"{kind} {tensor_name!r}: dims {dims} but the model has {list(model_tensor.dims)}"
-                    )
-            if kind == "input":
-                missing = [t.name for t in real if not t.optional and t.name not in declared]
-                if missing:
-                    problems.append(f"input: the model needs {missing}, which the config does not declare")
-    if problems:
-        raise TritonConfigError(
-            f"Model config for {name!r} is invalid:\n  - "
-            + "\n  - ".join(problems)
-            + "\nNext: fix the packaging options (or the config you passed); nothing was published or loaded."
+
+
+def _check_version_policy(policy: Any, problems: list[str]) -> None:
+    if policy is None:
+        return
+    versions = policy.get("specific", {}).get("versions") if isinstance(policy, Mapping) else None
+    if versions is not None and (
+        not versions or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in versions)
+    ):
+        problems.append(f"version_policy.specific.versions must be positive integers, got {versions!r}")
+
+
+def _check_signature(
+    signature: Signature, mbs: int, inputs: Mapping[str, Any], outputs: Mapping[str, Any], problems: list[str]
+) -> None:
+    """Every declared tensor exists in the exported graph with its dtype and dims; required inputs declared."""
+    if signature.batched != (mbs > 0):
+        problems.append(
+            f"max_batch_size {mbs} does not fit the model: its signature is "
+            f"{'batched (first axis)' if signature.batched else 'not batched'}"
         )
+    for kind, declared, real in (("input", inputs, signature.inputs), ("output", outputs, signature.outputs)):
+        real_by_name = {t.name: t for t in real}
+        for tensor_name, tensor in declared.items():
+            model_tensor = real_by_name.get(tensor_name)
+            if model_tensor is None:
+                problems.append(
+                    f"{kind} {tensor_name!r} is not an {kind} of the model (it has {sorted(real_by_name)})"
+                )
+                continue
+            if tensor.get("data_type") != model_tensor.data_type:
+                problems.append(
+                    f"{kind} {tensor_name!r}: data_type {tensor.get('data_type')} but the model has "
+                    f"{model_tensor.data_type}"
+                )
+            dims = tensor.get("dims")
+            if isinstance(dims, list) and not _dims_compatible(dims, model_tensor.dims):
+                problems.append(
+                    f"{kind} {tensor_name!r}: dims {dims} but the model has {list(model_tensor.dims)}"
+                )
+        if kind == "input":
+            missing = [t.name for t in real if not t.optional and t.name not in declared]
+            if missing:
+                problems.append(f"input: the model needs {missing}, which the config does not declare")
 
 
 def _check_ensemble(
