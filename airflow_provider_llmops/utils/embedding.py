@@ -46,15 +46,13 @@ _VERSION_IGNORED = {"README.md", ".gitattributes"}
 
 @runtime_checkable
 class Encoder(Protocol):
-    """What the indexing operator needs from an embedding model.
+    """A text encoder: name and version (for index names and the compatibility guard), dims, encode().
 
     Example::
 
-        class Constant:
-            model_name, model_version, dims, normalized = "const", "1", 3, True
-
-            def encode(self, texts):
-                return numpy.tile(numpy.float32([1, 0, 0]), (len(texts), 1))
+        def embed_all(encoder: Encoder, texts: list[str]) -> "numpy.ndarray":
+            assert encoder.dims == 384
+            return encoder.encode(texts)  # shape (len(texts), 384), float32
     """
 
     model_name: str
@@ -62,7 +60,9 @@ class Encoder(Protocol):
     dims: int
     normalized: bool
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of `texts`, shape (len(texts), dims), float32 (L2-normalised when `normalized`)."""
+        ...
 
 
 def check_vectors(encoder: Encoder, vectors: Any, expected_rows: int) -> np.ndarray:
