@@ -77,7 +77,7 @@ def chunk_text(
     if not text.strip():
         return []
     windows = _char_windows(text, spec) if spec.unit == "chars" else _token_windows(text, spec, token_spans)
-    chunks = []
+    chunks: list[Chunk] = []
     for start, end in windows:
         piece = text[start:end]
         stripped = piece.strip()

@@ -209,4 +209,6 @@ class SentenceTransformerEncoder:
         return self._model
 
     def __repr__(self) -> str:
-        return f"SentenceTransformerEncoder({self.model_name!r}, version={self.model_version}, dims={self.dims})"
+        return (
+            f"SentenceTransformerEncoder({self.model_name!r}, version={self.model_version}, dims={self.dims})"
+        )
