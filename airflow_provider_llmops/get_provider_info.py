@@ -29,13 +29,23 @@ def get_provider_info() -> dict:
                 "external-doc-url": "https://docs.nvidia.com/deeplearning/triton-inference-server/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "Elasticsearch kNN",
+                "external-doc-url": "https://www.elastic.co/docs/solutions/search/vector/knn",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.hooks.dvc"]},
             {"integration-name": "Triton Inference Server", "python-modules": [f"{PACKAGE}.hooks.triton"]},
+            {"integration-name": "Elasticsearch kNN", "python-modules": [f"{PACKAGE}.hooks.elasticsearch"]},
         ],
         "operators": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.operators.dvc"]},
+            {
+                "integration-name": "Elasticsearch kNN",
+                "python-modules": [f"{PACKAGE}.operators.elasticsearch"],
+            },
         ],
         "sensors": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.sensors.dvc"]},
@@ -45,6 +55,7 @@ def get_provider_info() -> dict:
         ],
         "asset-uris": [
             {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.sanitize_uri"},
+            {"schemes": ["elasticsearch"], "handler": f"{PACKAGE}.assets_elasticsearch.sanitize_uri"},
         ],
         "connection-types": [
             {

@@ -28,20 +28,13 @@ DEFAULT_PORT = 9200
 DEFAULT_TIMEOUT = 60.0
 # Extras of the official connection that configure elasticsearch-dbapi, not elasticsearch-py.
 _DBAPI_ONLY = ("fetch_size", "field_multi_value_leniency")
-# Extras this provider reads itself.
-_OWN_EXTRAS = ("cluster",)
 
 
 @dataclass(frozen=True)
 class ElasticsearchEndpoint:
-    """Where the cluster listens and how to trust it, parsed from the connection (no secrets).
-
-    `cluster` names the cluster in Asset URIs (``elasticsearch://<cluster>/<alias>``): the
-    connection's extra ``cluster``, else the connection id.
-    """
+    """Where the cluster listens and how to trust it, parsed from the connection (no secrets)."""
 
     hosts: tuple[str, ...]
-    cluster: str
     auth: str = "none"  # none | basic | api_key
     verify_certs: bool = True
     ca_certs: str | None = None
@@ -110,9 +103,7 @@ def parse_endpoint(
                 f"Connection {conn_id!r}: cannot read a port from host {parsed.hostname!r}."
             ) from None
         hosts.append(f"{parsed.scheme}://{parsed.hostname}:{host_port or port or DEFAULT_PORT}")
-    args: dict[str, Any] = {
-        k: v for k, v in extra.items() if k not in _DBAPI_ONLY and k not in _OWN_EXTRAS and v is not None
-    }
+    args: dict[str, Any] = {k: v for k, v in extra.items() if k not in _DBAPI_ONLY and v is not None}
     auth = "none"
     if args.get("api_key"):
         auth = "api_key"
@@ -126,7 +117,6 @@ def parse_endpoint(
     args.setdefault("request_timeout", DEFAULT_TIMEOUT)
     endpoint = ElasticsearchEndpoint(
         hosts=tuple(hosts),
-        cluster=str(extra.get("cluster") or conn_id),
         auth=auth,
         verify_certs=bool(args.get("verify_certs", True)),
         ca_certs=args.get("ca_certs"),
@@ -138,8 +128,7 @@ class ElasticsearchVectorHook(BaseHook):
     """Client of one Elasticsearch cluster: connection, readiness, capabilities, aliases and _meta.
 
     Connection: Airflow's ``elasticsearch`` type (host, port, schema, login/password; extras
-    ``api_key``, ``ca_certs``, ``verify_certs``, ``request_timeout`` and, for this provider,
-    ``cluster``: the name used in Asset URIs). Multi-step work (bulk load, gate, alias switch)
+    ``api_key``, ``ca_certs``, ``verify_certs``, ``request_timeout``, ...). Multi-step work (bulk load, gate, alias switch)
     lives in `airflow_provider_llmops.utils.es_index.EsIndexManager`.
 
     Example::
@@ -189,10 +178,6 @@ class ElasticsearchVectorHook(BaseHook):
             self._load_connection()
         assert self._endpoint is not None
         return self._endpoint
-
-    @property
-    def cluster(self) -> str:
-        return self.endpoint.cluster
 
     def get_conn(self) -> Elasticsearch:
         """The (cached) ``elasticsearch.Elasticsearch`` client, built by the official provider's hook."""
