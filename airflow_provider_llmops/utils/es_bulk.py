@@ -181,7 +181,7 @@ class BulkIngester:
 
     def _send(self, batch: Sequence[tuple[str, bytes]]) -> tuple[int, list[tuple[str, int, str]]]:
         """Send one batch until every item is indexed or failed for good: (indexed, failures)."""
-        from elasticsearch import TransportError
+        from elasticsearch import ApiError, TransportError
 
         pending = list(batch)
         indexed = 0
@@ -189,7 +189,7 @@ class BulkIngester:
         for attempt in range(1, self.attempts + 1):
             try:
                 resp = self._post(b"".join(line for _, line in pending))
-            except TransportError as err:
+            except (ApiError, TransportError) as err:
                 reason = f"request failed after {self.attempts} attempts: {_short(err)}"
                 return indexed, failures + [(doc_id, _status(err), reason) for doc_id, _ in pending]
             items = resp.get("items", [])
