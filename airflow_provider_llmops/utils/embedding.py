@@ -118,6 +118,14 @@ def _hash_folder(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
     return digest.hexdigest()[:12]
 
 
+@lru_cache(maxsize=4)
+def _load_model(model: str, device: str | None) -> Any:
+    """One loaded model per process and (model, device): tasks run in one process reuse it."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(model, device=device, local_files_only=True)
+
+
 class SentenceTransformerEncoder:
     """A sentence-transformers model run in the worker process (CPU or GPU).
 
@@ -146,11 +154,7 @@ class SentenceTransformerEncoder:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         folder = Path(model) if Path(model).is_dir() else packaged_model_path(model)
         try:
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(
-                str(folder) if folder is not None else model, device=device, local_files_only=True
-            )
+            self._model = _load_model(str(folder) if folder is not None else model, device)
         except ImportError as err:
             raise EmbeddingError(
                 "The local encoder needs sentence-transformers and torch: "
