@@ -69,13 +69,49 @@ __all__ += [
 
 
 class DvcError(LlmopsError):
-    """Something went wrong with a DVC project; ``repo``, ``rev`` and ``path`` say where."""
+    """Something went wrong with a DVC project; ``repo``, ``rev``, ``sha`` and ``path`` say where.
 
-    def __init__(self, message: str, *, repo: str = "", rev: str = "", path: str = "") -> None:
+    The message names what went wrong and what to do; the context is rendered from the fields,
+    so every error reads the same way::
+
+        DvcPathNotTrackedError("no data/x.dvc ...", repo="acme/datasets", rev="v1", sha="ddc1124e...")
+        # str(): "no data/x.dvc ... [repo acme/datasets, rev 'v1' (ddc1124ec9ba)]"
+    """
+
+    def __init__(self, message: str, *, repo: str = "", rev: str = "", path: str = "", sha: str = "") -> None:
         super().__init__(message)
+        self.message = message
         self.repo = repo
         self.rev = rev
         self.path = path
+        self.sha = sha
+
+    @property
+    def context(self) -> str:
+        """``repo R, rev 'v1' (ddc1124ec9ba), path 'data/train'``: the parts that are known."""
+        parts = [f"repo {self.repo}"] if self.repo else []
+        short = self.sha[:12]
+        rev_is_sha = bool(short) and (self.rev.startswith(short[:7]) or short.startswith(self.rev))
+        if short and self.rev and not rev_is_sha:
+            parts.append(f"rev {self.rev!r} ({short})")
+        elif self.rev or short:
+            parts.append(f"rev {self.rev or short!r}")  # the rev as the user wrote it
+        if self.path:
+            parts.append(f"path {self.path!r}")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.context}]" if self.context else self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only context survives pickling (Airflow sends task errors across processes).
+        return (_rebuild_dvc_error, (type(self), self.message, self.repo, self.rev, self.path, self.sha))
+
+
+def _rebuild_dvc_error(
+    cls: type[DvcError], message: str, repo: str, rev: str, path: str, sha: str
+) -> DvcError:
+    return cls(message, repo=repo, rev=rev, path=path, sha=sha)
 
 
 class DvcRevisionNotFoundError(DvcError):
@@ -140,6 +176,19 @@ class ElasticsearchError(LlmopsError):
         super().__init__(message)
         self.index = index
         self.alias = alias
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only context survives pickling (Airflow sends task errors across processes).
+        return (_rebuild_es_error, (type(self), str(self.args[0]) if self.args else "", dict(self.__dict__)))
+
+
+def _rebuild_es_error(
+    cls: type[ElasticsearchError], message: str, state: dict[str, object]
+) -> ElasticsearchError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
 
 
 class ElasticsearchConnectionError(ElasticsearchError):

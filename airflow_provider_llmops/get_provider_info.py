@@ -54,8 +54,8 @@ def get_provider_info() -> dict:
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.triggers.dvc"]},
         ],
         "asset-uris": [
-            {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.sanitize_uri"},
-            {"schemes": ["elasticsearch"], "handler": f"{PACKAGE}.assets_elasticsearch.sanitize_uri"},
+            {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.dvc.sanitize_uri"},
+            {"schemes": ["elasticsearch"], "handler": f"{PACKAGE}.assets.elasticsearch.sanitize_uri"},
         ],
         "connection-types": [
             {

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_llmops.assets_elasticsearch import check_alias_name, es_alias, es_asset
+from airflow_provider_llmops.assets.elasticsearch import check_alias_name, es_alias, es_asset
 
 if TYPE_CHECKING:
     import jinja2

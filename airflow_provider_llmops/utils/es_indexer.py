@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_llmops.exceptions import (
@@ -25,7 +26,7 @@ from airflow_provider_llmops.exceptions import (
 from airflow_provider_llmops.utils.chunking import ChunkingSpec, chunk_text
 from airflow_provider_llmops.utils.embedding import check_vectors
 from airflow_provider_llmops.utils.es_bulk import BulkIngester, encode_vectors
-from airflow_provider_llmops.utils.es_documents import iter_documents
+from airflow_provider_llmops.utils.es_documents import iter_documents, where
 from airflow_provider_llmops.utils.es_eval import (
     Evaluation,
     ExactNeighbours,
@@ -131,10 +132,10 @@ class IndexVersion(Record):
 
 def load_judgments(path: str) -> list[Judgment]:
     """Judgments from JSONL: ``{"query": "...", "relevant": ["doc-1", ...]}`` or ``{"doc-1": 2, ...}``."""
-    from airflow_provider_llmops.utils.es_documents import read_records
+    from airflow_provider_llmops.utils.tabular import iter_records
 
     judgments = []
-    for number, record in enumerate(read_records(path), start=1):
+    for number, record in enumerate(iter_records(path), start=1):
         query, relevant = record.get("query"), record.get("relevant")
         if not isinstance(query, str) or not query.strip() or not relevant:
             raise ElasticsearchInputError(
@@ -211,15 +212,15 @@ class KnnIndexBuilder:
         chunks = 0
         for doc, chunk in self._chunks(build):
             if chunk.number == 0:
-                where = f"{doc.path}, record {doc.record}"
                 if doc.id in seen:
+                    place, line = where(Path(doc.path), doc.record)
                     raise ElasticsearchInputError(
-                        f"{where}: document id {doc.id!r} was already used at {seen[doc.id]}; ids must be "
+                        f"{place}: document id {doc.id!r} was already used at {seen[doc.id]}; ids must be "
                         "unique (they make the index idempotent).",
                         path=doc.path,
-                        line=doc.record,
+                        line=line,
                     )
-                seen[doc.id] = where
+                seen[doc.id] = f"{doc.path}, record {doc.record}"
             chunks += 1
             # Reservoir sampling: a uniform, reproducible sample of chunk texts as gate queries.
             if len(samples) < build.gate.sample_size:

@@ -71,9 +71,7 @@ def test_missing_id_names_file_and_line(es_client, minilm, tmp_path, live):
         "docs.jsonl",
         [json.dumps({"id": "a", "text": "fine"}), json.dumps({"text": "no id here"})],
     )
-    with pytest.raises(
-        ElasticsearchInputError, match=r"docs\.jsonl, record 2 \(line 2\): missing the 'id' field"
-    ) as info:
+    with pytest.raises(ElasticsearchInputError, match=r"docs\.jsonl, line 2: missing the 'id' field") as info:
         _build(es_client, minilm, bad, live.alias, "v2")
     assert info.value.line == 2 and info.value.path.endswith("docs.jsonl")
     live.check()
@@ -90,9 +88,7 @@ def test_missing_text_names_file_and_line(es_client, minilm, tmp_path, live):
             json.dumps({"id": "c"}),
         ],
     )
-    with pytest.raises(
-        ElasticsearchInputError, match=r"part-1\.jsonl, record 3 \(line 3\): missing the 'text' field"
-    ):
+    with pytest.raises(ElasticsearchInputError, match=r"part-1\.jsonl, line 3: missing the 'text' field"):
         _build(es_client, minilm, bad, live.alias, "v2")
     live.check()
 
