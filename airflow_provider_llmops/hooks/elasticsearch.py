@@ -220,6 +220,14 @@ class ElasticsearchVectorHook(BaseHook):
                 )
             time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
 
+    def test_connection(self) -> tuple[bool, str]:
+        """The connection form's *Test* button: is the cluster reachable and at least yellow?"""
+        try:
+            health = self.wait_ready(timeout=10)
+        except Exception as err:
+            return False, self.redact(f"{type(err).__name__}: {err}")
+        return True, f"Cluster {health.get('cluster_name')} is {health.get('status')}"
+
     def capabilities(self) -> ClusterCapabilities:
         """Version and modules of the node we talk to (cached): decides base64 vectors and RRF."""
         if self._capabilities is None:

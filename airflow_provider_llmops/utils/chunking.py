@@ -100,6 +100,11 @@ def _char_windows(text: str, spec: ChunkingSpec) -> Iterator[tuple[int, int]]:
         if end >= n:
             return
         start = max(end - spec.overlap, start + 1)
+        if not text[start - 1].isspace():
+            # The overlap starts mid-word: begin at the next word instead, when there is one.
+            gap = next((i for i in range(start, end) if text[i].isspace()), None)
+            if gap is not None:
+                start = gap
         while start < end and text[start].isspace():
             start += 1
 
