@@ -143,6 +143,7 @@ class ElasticsearchVectorHook(BaseHook):
     default_conn_name = "elasticsearch_default"
     conn_type = "elasticsearch"
     hook_name = "Elasticsearch"
+    test_connection_timeout = 10.0
 
     def __init__(self, elasticsearch_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -223,7 +224,7 @@ class ElasticsearchVectorHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """The connection form's *Test* button: is the cluster reachable and at least yellow?"""
         try:
-            health = self.wait_ready(timeout=10)
+            health = self.wait_ready(timeout=self.test_connection_timeout)
         except Exception as err:
             return False, self.redact(f"{type(err).__name__}: {err}")
         return True, f"Cluster {health.get('cluster_name')} is {health.get('status')}"

@@ -85,5 +85,6 @@ def test_unreachable_cluster_names_host_without_the_password(monkeypatch):
     ) as info:
         hook.wait_ready(timeout=1)
     assert SECRET not in str(info.value)
+    hook.test_connection_timeout = 1
     ok, message = hook.test_connection()
     assert not ok and SECRET not in message
