@@ -186,7 +186,9 @@ class ElasticsearchVectorHook(BaseHook):
             from airflow.providers.elasticsearch.hooks.elasticsearch import ElasticsearchPythonHook
 
             endpoint = self.endpoint
-            self._client = ElasticsearchPythonHook(list(endpoint.hosts), dict(self._args)).get_conn
+            conn = ElasticsearchPythonHook(list(endpoint.hosts), dict(self._args)).get_conn
+            # A cached property in provider 6.x; a method in some other releases.
+            self._client = conn() if callable(conn) else conn
         return self._client
 
     def redact(self, text: str) -> str:

@@ -340,6 +340,17 @@ class ElasticsearchKnnIndexOperator(_EsLineage):
         self._emit(context, version.asset_extra())
         return version.to_xcom()
 
+    def on_kill(self) -> None:
+        # The bulk threads stop with the process; what is left is an unpublished index.
+        builder = self.__dict__.get("builder")
+        index = builder.index if builder is not None else None
+        if index:
+            self.log.warning(
+                "Killed while building %s: alias %s was not switched. A rerun continues it (same ids).",
+                index,
+                self.alias,
+            )
+
 
 class ElasticsearchAliasRollbackOperator(_EsLineage):
     """Point `alias` back at the index it pointed at before (or at `to_index`), in one atomic call.

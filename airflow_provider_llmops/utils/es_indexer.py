@@ -313,6 +313,15 @@ class KnnIndexBuilder:
             alias,
             current or "nothing",
         )
+        max_tokens = int(getattr(self.encoder, "max_seq_length", 0) or 0)
+        if build.chunking.unit == "tokens" and max_tokens and build.chunking.size > max_tokens:
+            self.log.warning(
+                "chunk_size %d tokens exceeds the model's max_seq_length %d: the encoder truncates each "
+                "chunk, so their ends are not embedded. Use chunk_size <= %d.",
+                build.chunking.size,
+                max_tokens,
+                max_tokens,
+            )
         # Embedding the sample queries first also checks the encoder's output before any write.
         query_vectors = check_vectors(self.encoder, self.encoder.encode(scan.samples), len(scan.samples))
         judgment_vectors: np.ndarray | None = None
