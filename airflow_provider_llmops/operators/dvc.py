@@ -16,10 +16,12 @@ The hook is imported when a task runs only: parsing a DAG never loads the git/DV
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -36,10 +38,9 @@ from airflow_provider_llmops.assets.dvc import (
 )
 from airflow_provider_llmops.utils.dvc_checks import check_dvc_fields
 from airflow_provider_llmops.utils.previous_run import last_success_xcom
-from airflow_provider_llmops.utils.templating import is_templated
+from airflow_provider_llmops.utils.templating import ValidateAfterRender, is_templated
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.sdk import Asset, AssetAlias, Context
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
@@ -70,7 +71,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "data"
 
 
-class DvcBaseOperator(BaseOperator):
+class DvcBaseOperator(ValidateAfterRender, BaseOperator):
     """Base of the DVC operators: the shared arguments, the hook, one validation pass, lineage.
 
     Subclasses name their own string arguments in `REQUIRED_FIELDS` / `OPTIONAL_FIELDS`: they are
@@ -177,20 +178,6 @@ class DvcBaseOperator(BaseOperator):
             optional=self.OPTIONAL_FIELDS,
             path_required=self.PATH_REQUIRED,
         )
-
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Iterable[str],
-        context: Context,
-        jinja_env: jinja2.Environment,
-        seen_oids: set[int],
-    ) -> None:
-        # Hooked here, not in render_template_fields: a mapped task renders through this method
-        # on the unmapped operator and never calls render_template_fields.
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        if parent is self:
-            self._validate(rendered=True)
 
     @cached_property
     def hook(self) -> DvcHook:
@@ -348,11 +335,16 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
         the previous commit that changed the data (None: first version, everything is new).
     :param output_dir: where review.md and the charts go (default: a folder named after the
         two shas under ``$LLMOPS_DVC_WORK_DIR`` or the temp dir).
-    :param data_dir: where both versions are materialised (default: next to output_dir).
+    :param data_dir: where both versions are materialised while they are compared (default:
+        ``<output_dir>/data``).
+    :param keep_data: keep the two materialised versions after the review (default: remove them;
+        a later review fetches them again from the DVC cache).
     :param branch: branch for date resolution (default: the connection's rev).
     The shared arguments (path, dvc_conn_id, repo, emit_asset) are those of `DvcBaseOperator`;
     the AssetAlias of a templated task is ``dvc-review:<dag_id>:<task_id>``.
-    :return: ``{markdown, charts, summary_text, summary, old_rev, new_rev, old_sha, new_sha}``.
+    :return: ``{markdown, charts, summary_text, summary, approval_markdown, old_rev, new_rev, old_sha,
+        new_sha}``; ``approval_markdown`` is a bounded Markdown body for an approval step (flagged
+        shifts, record and schema changes, label shares).
     The asset event on ``dvc-review://<repo-name>/<path>`` carries the revs, shas and summary.
     """
 
@@ -370,8 +362,10 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
         output_dir: str | None = None,
         data_dir: str | None = None,
         branch: str | None = None,
+        keep_data: bool = False,
         **kwargs: Any,
     ) -> None:
+        self.keep_data = keep_data
         self.new_rev = new_rev
         self.old_rev = old_rev
         self.output_dir = output_dir
@@ -414,7 +408,7 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
         tag = f"{old_sha[:12] if old_sha else 'none'}..{new_sha[:12]}"
         root = _work_root() / _slug(self.hook.repo_name) / _slug(path)
         out_dir = Path(self.output_dir) if self.output_dir else root / "review" / tag
-        data_dir = Path(self.data_dir) if self.data_dir else root / "data"
+        data_dir = Path(self.data_dir) if self.data_dir else out_dir / "data"
         name = Path(path).name
         if old_sha:
             changes = self.puller.changed_files(path, old_sha, new_sha)
@@ -423,19 +417,24 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
                 tag,
                 *(len(changes[k]) for k in ("added", "removed", "modified")),
             )
-        new = self.puller.pull(path, new_sha, data_dir / new_sha[:12] / name)
-        old_dir = (
-            Path(self.puller.pull(path, old_sha, data_dir / old_sha[:12] / name).local_path)
-            if old_sha
-            else None
-        )
-        review = review_datasets(
-            old_dir,
-            Path(new.local_path),
-            out_dir,
-            old_label=str(old_label or "none"),
-            new_label=str(new_label),
-        )
+        pulled = [data_dir / sha[:12] for sha in (new_sha, old_sha) if sha]
+        try:
+            new = self.puller.pull(path, new_sha, pulled[0] / name)
+            old_dir = Path(self.puller.pull(path, old_sha, pulled[1] / name).local_path) if old_sha else None
+            review = review_datasets(
+                old_dir,
+                Path(new.local_path),
+                out_dir,
+                old_label=str(old_label or "none"),
+                new_label=str(new_label),
+            )
+        finally:
+            if not self.keep_data:
+                for folder in pulled:
+                    shutil.rmtree(folder, ignore_errors=True)
+                if not self.data_dir:
+                    with contextlib.suppress(OSError):
+                        data_dir.rmdir()  # only when empty
         self.log.info("Dataset review of %s (%s):\n%s", path, tag, review.summary_text)
         revs = {"old_rev": old_label, "new_rev": new_label, "old_sha": old_sha, "new_sha": new_sha}
         self.emit(
@@ -447,5 +446,6 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
             "charts": [str(p) for p in review.chart_paths],
             "summary_text": review.summary_text,
             "summary": review.summary,
+            "approval_markdown": review.approval_markdown,
             **revs,
         }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -11,9 +11,9 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_llmops.assets.dvc import DEFAULT_CONN_ID
 from airflow_provider_llmops.utils.dvc_checks import check_dvc_fields
 from airflow_provider_llmops.utils.previous_run import last_success_xcom
+from airflow_provider_llmops.utils.templating import ValidateAfterRender
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.sdk import Context
 
     from airflow_provider_llmops.utils.polling import TransientErrors
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["DvcUpdateSensor"]
 
 
-class DvcUpdateSensor(BaseSensorOperator):
+class DvcUpdateSensor(ValidateAfterRender, BaseSensorOperator):
     """Waits for a new md5 of `path` at the tip of `rev` (a branch) or the newest tag matching `tag_pattern`.
 
     :param path: tracked path inside the project.
@@ -93,19 +93,6 @@ class DvcUpdateSensor(BaseSensorOperator):
             and (not isinstance(self.rev, str) or not self.rev.strip())
         ):
             raise ValueError(f"rev must be a branch name, got {self.rev!r}")
-
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Iterable[str],
-        context: Context,
-        jinja_env: jinja2.Environment,
-        seen_oids: set[int],
-    ) -> None:
-        # As in DvcBaseOperator: mapped tasks render through this method only.
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        if parent is self:
-            self._validate(rendered=True)
 
     def _rev(self) -> str | None:
         """The branch to watch; None: the newest tag, or (no rev given) the connection's rev."""

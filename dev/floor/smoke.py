@@ -41,7 +41,7 @@ def main() -> int:
     assert "airflow-provider-llmops" in ProvidersManager().providers, (
         "provider not found through its entry point"
     )
-    bag = DagBag(dag_folder="dags", include_examples=False)
+    bag = DagBag(dag_folder="dags")
     assert not bag.import_errors, bag.import_errors
     assert bag.dags, "no example DAGs parsed"
     print(f"parsed {len(bag.dags)} example DAGs: {sorted(bag.dags)}")
@@ -69,7 +69,7 @@ def main() -> int:
         )
         wait >> pull
     DagBundlesManager().sync_bundles_to_db()
-    single = DagBag(dag_folder=os.devnull, include_examples=False)
+    single = DagBag(dag_folder=os.devnull)
     single.bag_dag(dag)
     sync_bag_to_db(single, "dags-folder", None)
     run = dag.test()

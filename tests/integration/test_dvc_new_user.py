@@ -146,3 +146,30 @@ def test_no_connection_needed_when_repo_is_given(dvc_dataset, tmp_path, monkeypa
         repo=str(dvc_dataset["project"].path),
     ).execute({})
     assert result["sha"] == dvc_dataset["v1"] and _files(tmp_path / "t") == V1_FILES
+
+
+@pytest.mark.parametrize("keep_data", [False, True])
+def test_review_writes_only_under_its_folders_and_cleans_up(dvc_dataset, dvc_conn, tmp_path, keep_data):
+    import os
+
+    from airflow_provider_llmops.operators.dvc import DvcDatasetReviewOperator
+
+    out = tmp_path / "review"
+    result = DvcDatasetReviewOperator(
+        task_id="review",
+        path="data/train",
+        new_rev="v2",
+        old_rev="v1",
+        output_dir=str(out),
+        dvc_conn_id=dvc_conn,
+        keep_data=keep_data,
+    ).execute({})
+    assert Path(result["markdown"]).parent == out
+    assert not Path(os.environ["LLMOPS_DVC_WORK_DIR"]).exists()  # nothing in the default work root
+    pulled = out / "data"
+    if keep_data:
+        assert _files(pulled / dvc_dataset["v2"][:12] / "train")  # both versions kept
+        assert (pulled / dvc_dataset["v1"][:12] / "train").is_dir()
+    else:
+        assert not pulled.exists()
+    assert "| added |" in result["approval_markdown"] or "Files" in result["approval_markdown"]

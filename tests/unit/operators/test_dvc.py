@@ -101,7 +101,7 @@ def test_operators_share_one_base_operator():
     from airflow_provider_llmops.operators.dvc import DvcBaseOperator, dvc_template_fields
 
     for op in (DvcPullOperator, DvcAddOperator, DvcPushOperator, DvcDatasetReviewOperator):
-        assert op.__mro__[1:3] == (DvcBaseOperator, BaseOperator), op
+        assert op.__mro__[1] is DvcBaseOperator and issubclass(op, BaseOperator), op
         assert tuple(op.template_fields[:2]) == ("path", "repo")
     assert dvc_template_fields("rev", "path") == ("path", "repo", "rev")
 
