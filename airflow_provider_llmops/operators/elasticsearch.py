@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_llmops.assets.elasticsearch import check_alias_name, es_alias, es_asset
+from airflow_provider_llmops.utils.templating import ValidateAfterRender, is_templated, require_str
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.sdk import Asset, AssetAlias, Context
 
     from airflow_provider_llmops.hooks.elasticsearch import ElasticsearchVectorHook
@@ -34,16 +34,7 @@ _SIMILARITIES = ("cosine", "dot_product", "l2_norm", "max_inner_product")
 _INDEX_TYPES = ("hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat")
 
 
-def _templated(*values: Any) -> bool:
-    return any(isinstance(v, str) and "{{" in v for v in values)
-
-
-def _nonempty(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-
-
-class _EsLineage(BaseOperator):
+class _EsLineage(ValidateAfterRender, BaseOperator):
     """Shared arguments of the Elasticsearch operators: connection, cluster name, alias and its Asset."""
 
     def _init_lineage(self, alias: str, cluster: str | None, emit_asset: bool) -> None:
@@ -51,7 +42,7 @@ class _EsLineage(BaseOperator):
         self.asset_alias: AssetAlias | None = None
         if not emit_asset:
             return
-        if _templated(alias, cluster):
+        if is_templated(alias, cluster):
             self.asset_alias = es_alias(self.dag_id, self.task_id)
             self.outlets.append(self.asset_alias)
         else:
@@ -81,22 +72,9 @@ class _EsLineage(BaseOperator):
         elif self.asset_alias is not None:
             events[self.asset_alias].add(es_asset(self.cluster_name, self.alias), extra=extra)
 
-    def _validate(self) -> None:
+    def _validate(self, *, rendered: bool) -> None:
         check_alias_name(self.alias)
-        _nonempty("elasticsearch_conn_id", self.elasticsearch_conn_id)
-
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Any,
-        context: Context,
-        jinja_env: jinja2.Environment,
-        seen_oids: set[int],
-    ) -> None:
-        """Render, then validate once on the rendered values (mapped tasks go through here too)."""
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        if parent is self:
-            self._validate()
+        require_str("elasticsearch_conn_id", self.elasticsearch_conn_id)
 
 
 class ElasticsearchKnnIndexOperator(_EsLineage):
@@ -213,7 +191,7 @@ class ElasticsearchKnnIndexOperator(_EsLineage):
         self.index_name: str | None = None
         # Literal values are checked at parse time already; templated ones once rendered.
         self._validate_static()
-        if not _templated(alias):
+        if not is_templated(alias):
             check_alias_name(alias)
         self._init_lineage(alias, cluster, emit_asset)
 
@@ -242,13 +220,12 @@ class ElasticsearchKnnIndexOperator(_EsLineage):
             tolerance=self.gate_tolerance,
         )
 
-    def _validate(self) -> None:
-        super()._validate()
-        _nonempty("input_path", self.input_path)
-        _nonempty("dataset_rev", self.dataset_rev)
-        _nonempty("model", self.model)
-        if self.model_version is not None:
-            _nonempty("model_version", self.model_version)
+    def _validate(self, *, rendered: bool) -> None:
+        super()._validate(rendered=rendered)
+        require_str("input_path", self.input_path)
+        require_str("dataset_rev", self.dataset_rev)
+        require_str("model", self.model)
+        require_str("model_version", self.model_version, optional=True)
 
     # -- work ---------------------------------------------------------------------------------
 
@@ -380,7 +357,7 @@ class ElasticsearchAliasRollbackOperator(_EsLineage):
         self.to_index = to_index
         self.elasticsearch_conn_id = elasticsearch_conn_id
         self.cluster = cluster
-        if not _templated(alias):
+        if not is_templated(alias):
             check_alias_name(alias)
         self._init_lineage(alias, cluster, emit_asset)
 
