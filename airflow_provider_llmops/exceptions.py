@@ -51,6 +51,69 @@ class TritonInferenceError(TritonError):
         self.server_message = server_message
 
 
+# --- Triton model deployment (packaging, publishing, deploy/rollback, embedding client) ------
+
+__all__ += [
+    "TritonConfigError",
+    "TritonDeployError",
+    "TritonEmbeddingError",
+    "TritonModelNameError",
+    "TritonPackagingError",
+    "TritonPublishError",
+    "TritonSmokeTestError",
+    "TritonVersionError",
+]
+
+
+class TritonModelNameError(TritonError, ValueError):
+    """A model name that is not one safe directory of the model repository (``/``, ``..``)."""
+
+    def __init__(self, message: str, *, model_name: str = "") -> None:
+        super().__init__(message)
+        self.model_name = model_name
+
+
+class TritonVersionError(TritonError, ValueError):
+    """A model version that is not a positive integer, or one the repository does not hold."""
+
+
+class TritonConfigError(TritonError, ValueError):
+    """A generated or given model config fails offline validation; the message names the field."""
+
+
+class TritonPackagingError(TritonError):
+    """A model folder or manifest could not be packaged (missing files, export failure)."""
+
+
+class TritonPublishError(TritonError):
+    """Publishing into the model repository failed, or would overwrite a version with other content."""
+
+
+class TritonSmokeTestError(TritonError):
+    """A freshly loaded version answered the golden inputs with different outputs."""
+
+    def __init__(self, message: str, *, model_name: str = "", version: int = 0) -> None:
+        super().__init__(message)
+        self.model_name = model_name
+        self.version = version
+
+
+class TritonDeployError(TritonError):
+    """A deploy or rollback failed; the previously served version was kept serving."""
+
+    def __init__(
+        self, message: str, *, model_name: str = "", version: int = 0, server_message: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.model_name = model_name
+        self.version = version
+        self.server_message = server_message
+
+
+class TritonEmbeddingError(TritonError):
+    """The embedding model answered with an unexpected shape or dtype, or kept failing."""
+
+
 # --- DVC data versioning -------------------------------------------------------------------
 
 __all__ += [

@@ -3,6 +3,7 @@
     python -m benchmarks.run                 # parse-time and import-time ratios
     python -m benchmarks.run --repeats 9     # more repeats on a noisy machine
     python -m benchmarks.run --suite dvc     # also the DVC add+push / pull ratios
+    python -m benchmarks.run --suite triton  # also the Triton infer / deploy / batching ratios
     python -m benchmarks.run --suite es      # Elasticsearch ingest, recall and encoder ratios
 
 Every suite lives in ``benchmarks/bench_<name>.py`` and returns `reporting.Result`s; this
@@ -19,7 +20,12 @@ import sys
 from benchmarks.reporting import report
 
 # Suite name -> module; `parse` always runs, the others on request.
-SUITES = {"parse": "benchmarks.bench_parse", "dvc": "benchmarks.bench_dvc", "es": "benchmarks.bench_es"}
+SUITES = {
+    "parse": "benchmarks.bench_parse",
+    "dvc": "benchmarks.bench_dvc",
+    "triton": "benchmarks.bench_triton",
+    "es": "benchmarks.bench_es",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

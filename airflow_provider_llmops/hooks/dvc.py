@@ -191,7 +191,9 @@ class DvcHook(BaseHook):
         login = password = None
         conn = self._connection()
         if conn is not None:
-            extras = dict(conn.extra_dejson or {})
+            # Not `extra_dejson`: it hands every extra value to the masker, which warns about each
+            # short one ("main"); the secrets among them are masked below.
+            extras = _extras(conn.extra, self.dvc_conn_id)
             login, password = conn.login or None, conn.password or None
         repo = self._repo_arg or extras.get("repo")
         if not repo:
@@ -704,6 +706,18 @@ class DvcHook(BaseHook):
         except Exception as err:
             return False, self.redact(str(err))
         return True, f"{self.repo_label}@{self.settings.rev} = {sha[:12]}; DVC remote reachable"
+
+
+def _extras(raw: str | None, conn_id: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as err:
+        raise DvcError(f"Connection {conn_id!r}: the extra field is not valid JSON ({err}).") from None
+    if not isinstance(value, dict):
+        raise DvcError(f"Connection {conn_id!r}: the extra field must be a JSON object.")
+    return value
 
 
 def _git_env() -> dict[str, str]:

@@ -83,7 +83,8 @@ class ElasticsearchKnnIndexOperator(_EsLineage):
     Reads JSONL/Parquet records (a file or a folder, e.g. a DvcPullOperator's output) with an
     `id_field` and a `text_field`, splits the text into chunks (`chunk_size`/`chunk_overlap` in
     `chunk_unit` ``chars`` or ``tokens``), embeds them with the ``local`` sentence-transformers
-    encoder (`model`) or ``triton`` (`encoder_kwargs` go to ``TritonEmbeddingClient``), and
+    encoder (`model`: a name or folder) or ``triton`` (`model`: the Triton model name, served
+    through `triton_conn_id`; `encoder_kwargs` go to ``TritonEmbeddingClient``), and
     bulk-loads them into ``<alias>-<dataset_rev>-<model version>``. The alias moves only when
     recall@`gate_k` against exact neighbours is >= `min_recall` (and nDCG >= `min_ndcg` with
     `judgments_path`), and neither is worse than the current index's beyond `gate_tolerance`.
@@ -112,6 +113,7 @@ class ElasticsearchKnnIndexOperator(_EsLineage):
         "model_version",
         "judgments_path",
         "elasticsearch_conn_id",
+        "triton_conn_id",
     )
     ui_color = "#3cbeb1"
 
@@ -127,6 +129,7 @@ class ElasticsearchKnnIndexOperator(_EsLineage):
         model: str = "sentence-transformers/all-MiniLM-L6-v2",
         model_version: str | None = None,
         encoder_kwargs: Mapping[str, Any] | None = None,
+        triton_conn_id: str = "llmops_triton_default",
         id_field: str = "id",
         text_field: str = "text",
         metadata_fields: Mapping[str, str] | None = None,
@@ -164,6 +167,7 @@ class ElasticsearchKnnIndexOperator(_EsLineage):
         self.model = model
         self.model_version = model_version
         self.encoder_kwargs = dict(encoder_kwargs or {})
+        self.triton_conn_id = triton_conn_id
         self.id_field = id_field
         self.text_field = text_field
         self.metadata_fields = dict(metadata_fields or {})
@@ -240,18 +244,17 @@ class ElasticsearchKnnIndexOperator(_EsLineage):
                 batch_size=min(self.embed_batch_size, 128),
                 **self.encoder_kwargs,
             )
-        try:
-            from airflow_provider_llmops.utils.triton_embedding import (  # type: ignore[import-not-found]
-                TritonEmbeddingClient,
-            )
-        except ImportError as err:
-            from airflow_provider_llmops.exceptions import EmbeddingError
+        from airflow_provider_llmops.hooks.triton import TritonHook
+        from airflow_provider_llmops.utils.triton_embedding import TritonEmbeddingClient
 
-            raise EmbeddingError(
-                "encoder='triton' needs airflow_provider_llmops.utils.triton_embedding.TritonEmbeddingClient, "
-                "which this installation does not have; use encoder='local' or upgrade the provider."
-            ) from err
-        return TritonEmbeddingClient(**self.encoder_kwargs)  # type: ignore[no-any-return]
+        return TritonEmbeddingClient(
+            TritonHook(self.triton_conn_id),
+            self.model,
+            model_version=self.model_version or "",
+            batch_size=self.embed_batch_size,
+            log=self.log,
+            **self.encoder_kwargs,
+        )
 
     @cached_property
     def builder(self) -> KnnIndexBuilder:

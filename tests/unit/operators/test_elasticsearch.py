@@ -72,15 +72,18 @@ def test_rendered_values_are_validated():
         op._do_render_template_fields(op, op.template_fields, {"params": {"rev": ""}}, env, set())
 
 
-def test_triton_encoder_without_the_client_module_says_so():
-    import importlib.util
+def test_triton_encoder_is_the_triton_embedding_client():
+    from airflow_provider_llmops.utils.triton_embedding import TritonEmbeddingClient
 
-    from airflow_provider_llmops.exceptions import EmbeddingError
-
-    if importlib.util.find_spec("airflow_provider_llmops.utils.triton_embedding") is not None:
-        pytest.skip("the Triton embedding client is installed")
-    with pytest.raises(EmbeddingError, match="TritonEmbeddingClient"):
-        _op(encoder="triton").make_encoder()
+    op = _op(
+        encoder="triton",
+        model="minilm",
+        model_version="3",
+        triton_conn_id="tr",
+        encoder_kwargs={"concurrency": 2},
+    )
+    encoder = op.make_encoder()
+    assert isinstance(encoder, TritonEmbeddingClient)
 
 
 def test_rollback_operator_lineage():
