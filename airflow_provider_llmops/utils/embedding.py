@@ -55,10 +55,19 @@ class Encoder(Protocol):
             return encoder.encode(texts)  # shape (len(texts), 384), float32
     """
 
-    model_name: str
-    model_version: str
-    dims: int
-    normalized: bool
+    # Read-only properties, so that plain attributes and computed ones (Triton's client resolves
+    # its version and dims from the server) both satisfy the protocol.
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+    @property
+    def dims(self) -> int: ...
+
+    @property
+    def normalized(self) -> bool: ...
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of `texts`, shape (len(texts), dims), float32 (L2-normalised when `normalized`)."""
