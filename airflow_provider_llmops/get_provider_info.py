@@ -29,16 +29,26 @@ def get_provider_info() -> dict:
                 "external-doc-url": "https://docs.nvidia.com/deeplearning/triton-inference-server/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "Elasticsearch kNN",
+                "external-doc-url": "https://www.elastic.co/docs/solutions/search/vector/knn",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.hooks.dvc"]},
             {"integration-name": "Triton Inference Server", "python-modules": [f"{PACKAGE}.hooks.triton"]},
+            {"integration-name": "Elasticsearch kNN", "python-modules": [f"{PACKAGE}.hooks.elasticsearch"]},
         ],
         "operators": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.operators.dvc"]},
             {
                 "integration-name": "Triton Inference Server",
                 "python-modules": [f"{PACKAGE}.operators.triton"],
+            },
+            {
+                "integration-name": "Elasticsearch kNN",
+                "python-modules": [f"{PACKAGE}.operators.elasticsearch"],
             },
         ],
         "sensors": [
@@ -52,6 +62,7 @@ def get_provider_info() -> dict:
         "asset-uris": [
             {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.dvc.sanitize_uri"},
             {"schemes": ["triton"], "handler": f"{PACKAGE}.assets.triton.sanitize_uri"},
+            {"schemes": ["elasticsearch"], "handler": f"{PACKAGE}.assets.elasticsearch.sanitize_uri"},
         ],
         "connection-types": [
             {

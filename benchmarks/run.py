@@ -4,6 +4,7 @@
     python -m benchmarks.run --repeats 9     # more repeats on a noisy machine
     python -m benchmarks.run --suite dvc     # also the DVC add+push / pull ratios
     python -m benchmarks.run --suite triton  # also the Triton infer / deploy / batching ratios
+    python -m benchmarks.run --suite es      # Elasticsearch ingest, recall and encoder ratios
 
 Every suite lives in ``benchmarks/bench_<name>.py`` and returns `reporting.Result`s; this
 module only picks the suites and prints one line per metric (median ratio, min-max of each
@@ -23,6 +24,7 @@ SUITES = {
     "parse": "benchmarks.bench_parse",
     "dvc": "benchmarks.bench_dvc",
     "triton": "benchmarks.bench_triton",
+    "es": "benchmarks.bench_es",
 }
 
 
