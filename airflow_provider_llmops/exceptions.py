@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "LlmopsError",
+    "LockTimeoutError",
     "TritonConnectionError",
     "TritonError",
     "TritonInferenceError",
@@ -18,6 +19,10 @@ __all__ = [
 
 class LlmopsError(Exception):
     """Base class of every error this provider raises on purpose."""
+
+
+class LockTimeoutError(LlmopsError):
+    """Another run held a lock (destination, working copy, clone) for too long."""
 
 
 class TritonError(LlmopsError):
@@ -105,7 +110,7 @@ class DvcDestinationError(DvcError):
     """The pull destination holds data this provider did not write; it is left untouched."""
 
 
-class DvcLockTimeoutError(DvcError):
+class DvcLockTimeoutError(DvcError, LockTimeoutError):
     """Another run held a destination, clone or working-copy lock for too long."""
 
 
