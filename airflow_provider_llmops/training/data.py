@@ -62,7 +62,9 @@ def read_rows(data: DataSpec, task: str) -> list[Row]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
-                raise TrainingDataError(f"{data.path}:{line_no}: not valid JSON ({err.msg})", path=data.path, line=line_no) from err
+                raise TrainingDataError(
+                    f"{data.path}:{line_no}: not valid JSON ({err.msg})", path=data.path, line=line_no
+                ) from err
             if not isinstance(obj, dict):
                 raise TrainingDataError(
                     f"{data.path}:{line_no}: each line must be a JSON object, got {type(obj).__name__}",
@@ -71,7 +73,10 @@ def read_rows(data: DataSpec, task: str) -> list[Row]:
                 )
             if task == "embedding":
                 rows.append(
-                    Row(_field(obj, data.query_field, data.path, line_no), _field(obj, data.positive_field, data.path, line_no))
+                    Row(
+                        _field(obj, data.query_field, data.path, line_no),
+                        _field(obj, data.positive_field, data.path, line_no),
+                    )
                 )
             elif data.prompt_field in obj or data.text_field not in obj:
                 prompt = _field(obj, data.prompt_field, data.path, line_no)
@@ -94,7 +99,7 @@ class SampleOrder:
     def _perm(self, epoch: int) -> list[int]:
         if epoch not in self._perms:
             perm = list(range(self.n_rows))
-            random.Random(self.seed * 1_000_003 + epoch).shuffle(perm)
+            random.Random(self.seed * 1_000_003 + epoch).shuffle(perm)  # noqa: S311 - data order, not security
             self._perms = {epoch: perm}  # only the current epoch is needed at a time
         return self._perms[epoch]
 

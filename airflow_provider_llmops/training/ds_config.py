@@ -40,9 +40,13 @@ def load_user_config(config: dict[str, Any] | str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise TrainingConfigError(f"DeepSpeed config file {config!r} is not valid JSON: {err}", field="deepspeed.config") from err
+        raise TrainingConfigError(
+            f"DeepSpeed config file {config!r} is not valid JSON: {err}", field="deepspeed.config"
+        ) from err
     if not isinstance(data, dict):
-        raise TrainingConfigError(f"DeepSpeed config file {config!r} must hold a JSON object", field="deepspeed.config")
+        raise TrainingConfigError(
+            f"DeepSpeed config file {config!r} must hold a JSON object", field="deepspeed.config"
+        )
     return data
 
 
@@ -141,7 +145,9 @@ def validate_ds_config(cfg: dict[str, Any], *, world_size: int, on_gpu: bool = T
     if _enabled(cfg, "fp16") and _enabled(cfg, "bf16"):
         raise _err("fp16/bf16", "fp16 and bf16 are both enabled; enable at most one of them")
     if not on_gpu and _enabled(cfg, "fp16"):
-        raise _err("fp16", "fp16 needs GPUs (DeepSpeed's CPU accelerator has no fp16 loss scaling); use bf16 or fp32")
+        raise _err(
+            "fp16", "fp16 needs GPUs (DeepSpeed's CPU accelerator has no fp16 loss scaling); use bf16 or fp32"
+        )
     zero = cfg.get("zero_optimization") or {}
     if not isinstance(zero, dict):
         raise _err("zero_optimization", "must be an object")

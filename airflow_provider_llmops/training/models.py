@@ -27,7 +27,9 @@ def is_causal_lm_config(config: dict[str, Any]) -> bool:
         return False
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    return config.get("model_type") in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and bool(config.get("is_decoder", True))
+    return config.get("model_type") in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and bool(
+        config.get("is_decoder", True)
+    )
 
 
 def check_model_folder(path: str, task: str) -> dict[str, Any]:

@@ -82,7 +82,9 @@ class ModelSpec:
     trust_remote_code: bool = False
 
     def validate(self) -> None:
-        _check(isinstance(self.path, str) and bool(self.path.strip()), "model.path", "must be a non-empty path")
+        _check(
+            isinstance(self.path, str) and bool(self.path.strip()), "model.path", "must be a non-empty path"
+        )
         if self.lora is not None:
             self.lora.validate()
 
@@ -109,7 +111,9 @@ class DataSpec:
     md5: str = ""
 
     def validate(self) -> None:
-        _check(isinstance(self.path, str) and bool(self.path.strip()), "data.path", "must be a non-empty path")
+        _check(
+            isinstance(self.path, str) and bool(self.path.strip()), "data.path", "must be a non-empty path"
+        )
         _positive_int(self.max_length, "data.max_length", minimum=8)
 
 
@@ -138,10 +142,20 @@ class DeepSpeedSpec:
     config: dict[str, Any] | str | None = None
 
     def validate(self) -> None:
-        _check(self.zero_stage in (0, 1, 2, 3), "deepspeed.zero_stage", f"must be 0-3, got {self.zero_stage!r}")
+        _check(
+            self.zero_stage in (0, 1, 2, 3), "deepspeed.zero_stage", f"must be 0-3, got {self.zero_stage!r}"
+        )
         _check(self.precision in PRECISIONS, "deepspeed.precision", f"must be one of {PRECISIONS}")
-        _check(self.offload_optimizer in OFFLOAD_DEVICES, "deepspeed.offload_optimizer", f"must be one of {OFFLOAD_DEVICES}")
-        _check(self.offload_param in OFFLOAD_DEVICES, "deepspeed.offload_param", f"must be one of {OFFLOAD_DEVICES}")
+        _check(
+            self.offload_optimizer in OFFLOAD_DEVICES,
+            "deepspeed.offload_optimizer",
+            f"must be one of {OFFLOAD_DEVICES}",
+        )
+        _check(
+            self.offload_param in OFFLOAD_DEVICES,
+            "deepspeed.offload_param",
+            f"must be one of {OFFLOAD_DEVICES}",
+        )
         _check(self.scheduler in SCHEDULERS, "deepspeed.scheduler", f"must be one of {SCHEDULERS}")
         _positive_int(self.micro_batch_size, "deepspeed.micro_batch_size")
         _positive_int(self.gradient_accumulation_steps, "deepspeed.gradient_accumulation_steps")
@@ -313,7 +327,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
         if n not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise TrainingSpecError(f"{prefix}{missing[0]}: required field is missing", field=f"{prefix}{missing[0]}")
+        raise TrainingSpecError(
+            f"{prefix}{missing[0]}: required field is missing", field=f"{prefix}{missing[0]}"
+        )
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         kwargs[name] = _convert(hints[name], value, f"{prefix}{name}")

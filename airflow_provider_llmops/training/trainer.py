@@ -153,7 +153,9 @@ class _EmbeddingTask:
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(self.spec.model.path, device="cpu")
-        model.max_seq_length = min(model.max_seq_length or self.spec.data.max_length, self.spec.data.max_length)
+        model.max_seq_length = min(
+            model.max_seq_length or self.spec.data.max_length, self.spec.data.max_length
+        )
         self.model = model
         return model
 
@@ -187,7 +189,13 @@ def _single_process_env() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     os.environ.update(
-        {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        {
+            "RANK": "0",
+            "LOCAL_RANK": "0",
+            "WORLD_SIZE": "1",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
     )
 
 
@@ -257,7 +265,9 @@ def train(pf: Preflight) -> dict[str, Any]:
         if rank == 0:
             say(f"resuming from checkpoint {step_tag(resumed_from)} (step {state.step}/{spec.max_steps})")
     elif rank == 0:
-        say(f"starting {spec.task} run {spec.name} (spec {spec_hash}), {world} process(es), {len(pf.rows)} rows")
+        say(
+            f"starting {spec.task} run {spec.name} (spec {spec_hash}), {world} process(es), {len(pf.rows)} rows"
+        )
 
     micro = pf.ds_config["train_micro_batch_size_per_gpu"]
     accum = pf.ds_config["gradient_accumulation_steps"]
@@ -299,7 +309,9 @@ def train(pf: Preflight) -> dict[str, Any]:
     fp32 = _fp32_state_dict(engine, store, final, work, rank, dist)
     manifest: dict[str, Any] = {}
     if rank == 0:
-        manifest = _finish(spec, pf, task, fp32, state, resumed_from, run_samples, run_tokens, run_seconds, work)
+        manifest = _finish(
+            spec, pf, task, fp32, state, resumed_from, run_samples, run_tokens, run_seconds, work
+        )
     dist.barrier()
     shutil.rmtree(work, ignore_errors=True)
     dist.destroy_process_group()
@@ -317,7 +329,14 @@ def _checkpoint_dir_for_load(store: OutputStore, step: int, work: Path, local_ra
 
 
 def _save_checkpoint(
-    engine: Any, store: OutputStore, state: TrainState, spec: TrainingJobSpec, work: Path, rank: int, local_rank: int, dist: Any
+    engine: Any,
+    store: OutputStore,
+    state: TrainState,
+    spec: TrainingJobSpec,
+    work: Path,
+    rank: int,
+    local_rank: int,
+    dist: Any,
 ) -> None:
     """Write aside (``.partial``), move into place, then mark complete: a killed save is never resumed."""
     tag = step_tag(state.step)
@@ -342,7 +361,9 @@ def _save_checkpoint(
     dist.barrier()
 
 
-def _fp32_state_dict(engine: Any, store: OutputStore, step: int, work: Path, rank: int, dist: Any) -> dict[str, Any]:
+def _fp32_state_dict(
+    engine: Any, store: OutputStore, step: int, work: Path, rank: int, dist: Any
+) -> dict[str, Any]:
     """The full fp32 weights on rank 0 ({} elsewhere), gathered from the final checkpoint.
 
     ZeRO 1-3 hold the fp32 master weights in partitions: DeepSpeed's zero_to_fp32 reassembles
@@ -422,11 +443,17 @@ def _finish(
         "model_uri": store.uri_of("model"),
         "loss_plot_uri": store.uri_of("loss.png"),
         "output_uri": store.uri,
-        "versions": {"torch": torch.__version__, "deepspeed": deepspeed.__version__, "transformers": transformers.__version__},
+        "versions": {
+            "torch": torch.__version__,
+            "deepspeed": deepspeed.__version__,
+            "transformers": transformers.__version__,
+        },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     store.write_text(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
-    say(f"finished {spec.name}: {state.step} steps, final loss {manifest['final_loss']}, model at {manifest['model_uri']}")
+    say(
+        f"finished {spec.name}: {state.step} steps, final loss {manifest['final_loss']}, model at {manifest['model_uri']}"
+    )
     say(f"manifest {store.uri_of(MANIFEST)}")
     return manifest
 
@@ -448,16 +475,31 @@ def _plot_loss(curve: list[list[float]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _load_spec(arg: str) -> TrainingJobSpec:
+    """A spec file, or ``env:NAME``: the JSON in an environment variable (how a pod receives it)."""
+    if arg.startswith("env:"):
+        name = arg[4:]
+        text = os.environ.get(name)
+        if not text:
+            raise TrainingSpecError(
+                f"environment variable {name!r} holding the job spec is not set", field=""
+            )
+        return TrainingJobSpec.from_json(text)
+    return TrainingJobSpec.load(arg)
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m airflow_provider_llmops.training <spec.json|yaml> [--check]``; exit 2 on bad input."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m airflow_provider_llmops.training")
-    parser.add_argument("spec", help="job spec file (.json, .yaml or .yml)")
-    parser.add_argument("--check", action="store_true", help="run the preflight checks, print the DeepSpeed config")
+    parser.add_argument("spec", help="job spec file (.json, .yaml or .yml), or env:NAME for JSON in $NAME")
+    parser.add_argument(
+        "--check", action="store_true", help="run the preflight checks, print the DeepSpeed config"
+    )
     args = parser.parse_args(argv)
     try:
-        spec = TrainingJobSpec.load(args.spec)
+        spec = _load_spec(args.spec)
         if not args.check:
             _single_process_env()
         pf = preflight(spec, world_size=spec.resources.world_size if args.check else None)
@@ -469,7 +511,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if pf.finished is not None:
         if _rank() == 0:
-            say(f"output {pf.store.uri} already holds this finished run (spec {spec.spec_hash()}); nothing to do")
+            say(
+                f"output {pf.store.uri} already holds this finished run (spec {spec.spec_hash()}); nothing to do"
+            )
         return 0
     train(pf)
     return 0

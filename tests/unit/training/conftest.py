@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_llmops.training.spec import DataSpec, DeepSpeedSpec, ModelSpec, ResourcesSpec, TrainingJobSpec
+from airflow_provider_llmops.training.spec import (
+    DataSpec,
+    DeepSpeedSpec,
+    ModelSpec,
+    ResourcesSpec,
+    TrainingJobSpec,
+)
 
 
 @pytest.fixture

@@ -35,7 +35,9 @@ def test_dataset_path_is_a_directory(tmp_path):
 
 def test_row_missing_response_names_file_and_line(tmp_path):
     path = _write(tmp_path / "d.jsonl", [{"prompt": "p", "response": "r"}, {"prompt": "p2"}])
-    with pytest.raises(TrainingDataError, match=r"d\.jsonl:2: field 'response' must be a non-empty string \(missing\)") as err:
+    with pytest.raises(
+        TrainingDataError, match=r"d\.jsonl:2: field 'response' must be a non-empty string \(missing\)"
+    ) as err:
         read_rows(DataSpec(path=path), "causal_lm")
     assert (err.value.path, err.value.line) == (path, 2)
 
@@ -47,7 +49,10 @@ def test_row_with_neither_prompt_nor_text(tmp_path):
 
 
 def test_embedding_row_missing_positive(tmp_path):
-    path = _write(tmp_path / "d.jsonl", [{"query": "q", "positive": "p"}, {"query": "q", "positive": "p"}, {"query": "q"}])
+    path = _write(
+        tmp_path / "d.jsonl",
+        [{"query": "q", "positive": "p"}, {"query": "q", "positive": "p"}, {"query": "q"}],
+    )
     with pytest.raises(TrainingDataError, match=r":3: field 'positive'"):
         read_rows(DataSpec(path=path), "embedding")
 
@@ -99,7 +104,7 @@ def test_missing_model_folder(tmp_path):
 
 
 def test_model_folder_without_config(tmp_path):
-    with pytest.raises(TrainingModelError, match="no config.json"):
+    with pytest.raises(TrainingModelError, match=r"no config\.json"):
         check_model_folder(str(tmp_path), "causal_lm")
 
 
@@ -122,8 +127,12 @@ def test_causal_lm_refused_for_embedding(tmp_path):
 
 
 def test_fitting_folders_accepted(tmp_path):
-    assert check_model_folder(_model(tmp_path, {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}), "causal_lm")
-    assert check_model_folder(_model(tmp_path, {"model_type": "bert", "architectures": ["BertModel"]}), "embedding")
+    assert check_model_folder(
+        _model(tmp_path, {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}), "causal_lm"
+    )
+    assert check_model_folder(
+        _model(tmp_path, {"model_type": "bert", "architectures": ["BertModel"]}), "embedding"
+    )
 
 
 def test_causal_detection_without_architectures():

@@ -37,7 +37,12 @@ def test_world_size_defaults_to_resources(spec):
 def test_fp16_and_bf16_together_refused():
     with pytest.raises(TrainingConfigError, match="fp16 and bf16 are both enabled"):
         validate_ds_config(
-            {"fp16": {"enabled": True}, "bf16": {"enabled": True}, "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1},
+            {
+                "fp16": {"enabled": True},
+                "bf16": {"enabled": True},
+                "train_micro_batch_size_per_gpu": 1,
+                "gradient_accumulation_steps": 1,
+            },
             world_size=1,
         )
 
@@ -64,7 +69,9 @@ def test_nvme_offload_needs_a_path(spec):
 
 
 def test_train_batch_size_mismatch_refused(spec):
-    with pytest.raises(TrainingConfigError, match=r"not micro batch 4 x gradient accumulation 2 x world size 2 = 16"):
+    with pytest.raises(
+        TrainingConfigError, match=r"not micro batch 4 x gradient accumulation 2 x world size 2 = 16"
+    ):
         build_ds_config(_ds(spec, train_batch_size=32), world_size=2)
 
 
@@ -80,14 +87,22 @@ def test_user_config_dict_auto_values_filled(spec):
         "zero_optimization": {"stage": 1},
     }
     cfg = build_ds_config(_ds(spec, config=user), world_size=2)
-    assert (cfg["train_micro_batch_size_per_gpu"], cfg["gradient_accumulation_steps"], cfg["train_batch_size"]) == (4, 2, 16)
+    assert (
+        cfg["train_micro_batch_size_per_gpu"],
+        cfg["gradient_accumulation_steps"],
+        cfg["train_batch_size"],
+    ) == (4, 2, 16)
     assert cfg["zero_optimization"] == {"stage": 1}
     assert user["train_batch_size"] == "auto"  # the caller's dict is not changed
 
 
 def test_user_config_file_validated(spec, tmp_path):
     path = tmp_path / "ds.json"
-    path.write_text(json.dumps({"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "train_batch_size": 5}))
+    path.write_text(
+        json.dumps(
+            {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "train_batch_size": 5}
+        )
+    )
     with pytest.raises(TrainingConfigError, match="train_batch_size"):
         build_ds_config(_ds(spec, config=str(path)), world_size=2)
 

@@ -6,7 +6,13 @@ import json
 import pytest
 
 from airflow_provider_llmops.exceptions import TrainingSpecError
-from airflow_provider_llmops.training.spec import DeepSpeedSpec, LoraSpec, ModelSpec, ResourcesSpec, TrainingJobSpec
+from airflow_provider_llmops.training.spec import (
+    DeepSpeedSpec,
+    LoraSpec,
+    ModelSpec,
+    ResourcesSpec,
+    TrainingJobSpec,
+)
 
 
 def test_json_round_trip(spec):
@@ -16,7 +22,9 @@ def test_json_round_trip(spec):
 def test_yaml_round_trip_with_nested_optionals(spec):
     spec = spec.replace(
         model=ModelSpec(path="/m", lora=LoraSpec(r=4, target_modules=("c_attn",))),
-        deepspeed=DeepSpeedSpec(config={"zero_optimization": {"stage": 1}}, train_batch_size=16, betas=(0.8, 0.9)),
+        deepspeed=DeepSpeedSpec(
+            config={"zero_optimization": {"stage": 1}}, train_batch_size=16, betas=(0.8, 0.9)
+        ),
     )
     again = TrainingJobSpec.from_yaml(spec.to_yaml())
     assert again == spec

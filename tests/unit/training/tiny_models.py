@@ -25,7 +25,9 @@ def write_tiny_gpt2(folder: Path, *, n_embd: int = 32, n_layer: int = 2, n_posit
     vocab = {tok: i for i, tok in enumerate([*specials, *WORDS, "repeat", ":", "=>"])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
     config = GPT2Config(
         vocab_size=len(vocab),
         n_embd=n_embd,
