@@ -87,10 +87,12 @@ def _generated(spec: TrainingJobSpec) -> dict[str, Any]:
         cfg["fp16"] = {"enabled": True, "initial_scale_power": 16}
     if ds.train_batch_size is not None:
         cfg["train_batch_size"] = ds.train_batch_size
+    # DeepSpeed's schedulers refuse 0 warm-up steps; one step is no warm-up in effect.
+    warmup = max(1, ds.warmup_steps)
     if ds.scheduler == "WarmupCosineLR":
-        params: dict[str, Any] = {"total_num_steps": spec.max_steps, "warmup_num_steps": ds.warmup_steps}
+        params: dict[str, Any] = {"total_num_steps": spec.max_steps, "warmup_num_steps": warmup}
     else:
-        params = {"warmup_min_lr": 0.0, "warmup_max_lr": ds.lr, "warmup_num_steps": ds.warmup_steps}
+        params = {"warmup_min_lr": 0.0, "warmup_max_lr": ds.lr, "warmup_num_steps": warmup}
         if ds.scheduler == "WarmupDecayLR":
             params["total_num_steps"] = spec.max_steps
     if ds.scheduler != "none":

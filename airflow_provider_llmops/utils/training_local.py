@@ -72,6 +72,8 @@ class LocalTrainingLauncher:
         self.kill_grace_s = kill_grace_s
         self.proc: subprocess.Popen[str] | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        # The ranks' own lines (their traceback): torchrun's traceback follows and would hide it.
+        self.rank_tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._killed = threading.Event()
 
     def check(self) -> None:
@@ -203,7 +205,10 @@ class LocalTrainingLauncher:
             line = line.rstrip("\n")
             if line:
                 self.tail.append(line)
+                if line.startswith(("[rank", "[llmops-train] error")):
+                    self.rank_tail.append(line)
                 self.log.info("%s", line)
 
     def _tail(self) -> str:
-        return ("\nLast trainer output:\n" + "\n".join(self.tail)) if self.tail else ""
+        lines = self.rank_tail or self.tail
+        return ("\nLast trainer output:\n" + "\n".join(lines)) if lines else ""

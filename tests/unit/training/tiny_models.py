@@ -38,6 +38,10 @@ def write_tiny_gpt2(folder: Path, *, n_embd: int = 32, n_layer: int = 2, n_posit
         eos_token_id=vocab["<eos>"],
         pad_token_id=vocab["<pad>"],
         tie_word_embeddings=True,
+        # No dropout: a resumed run must reproduce the uninterrupted run's losses exactly.
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
     )
     import torch
 
@@ -59,6 +63,17 @@ def write_causal_rows(path: Path, n: int = 64, seed: int = 0) -> Path:
     return path
 
 
+def mnrl_loss(model, rows: list[dict], scale: float = 20.0) -> float:
+    """The in-batch-negatives loss of a SentenceTransformer over all `rows` as one batch."""
+    import torch
+    import torch.nn.functional as F
+
+    q = torch.tensor(model.encode([r["query"] for r in rows]))
+    p = torch.tensor(model.encode([r["positive"] for r in rows]))
+    scores = F.normalize(q, dim=-1) @ F.normalize(p, dim=-1).T * scale
+    return float(F.cross_entropy(scores, torch.arange(len(rows))))
+
+
 TOPICS = [
     ("the sky", "blue and full of clouds"),
     ("a banana", "a long yellow fruit"),
@@ -76,11 +91,11 @@ TOPICS = [
 
 
 def write_pair_rows(path: Path, seed: int = 0) -> Path:
-    """(query, positive) pairs: two phrasings per topic."""
+    """(query, positive) pairs: two phrasings per topic; passages do not repeat the query's words."""
     rows = []
     for thing, desc in TOPICS:
-        rows.append({"query": f"what is {thing}?", "positive": f"{thing} is {desc}."})
-        rows.append({"query": f"tell me about {thing}", "positive": f"facts: {thing} is {desc}."})
+        rows.append({"query": f"what is {thing}?", "positive": f"it is {desc}."})
+        rows.append({"query": f"tell me about {thing}", "positive": f"known as {desc}."})
     random.Random(seed).shuffle(rows)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
