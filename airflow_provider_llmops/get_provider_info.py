@@ -29,6 +29,11 @@ def get_provider_info() -> dict:
                 "external-doc-url": "https://docs.nvidia.com/deeplearning/triton-inference-server/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "DeepSpeed",
+                "external-doc-url": "https://www.deepspeed.ai/",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.hooks.dvc"]},
@@ -36,6 +41,7 @@ def get_provider_info() -> dict:
         ],
         "operators": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.operators.dvc"]},
+            {"integration-name": "DeepSpeed", "python-modules": [f"{PACKAGE}.operators.deepspeed"]},
         ],
         "sensors": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.sensors.dvc"]},
