@@ -3,6 +3,7 @@
     python -m benchmarks.run                 # parse-time and import-time ratios
     python -m benchmarks.run --repeats 9     # more repeats on a noisy machine
     python -m benchmarks.run --suite dvc     # also the DVC add+push / pull ratios
+    python -m benchmarks.run --suite train   # also trainer vs plain DeepSpeed, launcher overhead
 
 Every sample runs in a fresh interpreter, so module import costs are counted the way a
 DAG processor or a worker pays them. Baseline and candidate samples are interleaved so
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--suite", action="append", default=[], choices=["dvc"], help="extra suites")
+    parser.add_argument("--suite", action="append", default=[], choices=["dvc", "train"], help="extra suites")
     parser.add_argument("--quick", action="store_true", help="small data for the extra suites")
     args = parser.parse_args(argv)
 
@@ -154,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.bench_dvc import run_all
 
         for name, (samples, target, title) in run_all(repeats=args.repeats, quick=args.quick).items():
+            print(report(name, title, samples, target), flush=True)
+    if "train" in args.suite:
+        from benchmarks.bench_train import run_all as run_train
+
+        for name, (samples, target, title) in run_train(repeats=args.repeats, quick=args.quick).items():
             print(report(name, title, samples, target), flush=True)
     return 0
 

@@ -96,6 +96,10 @@ class LocalTrainingLauncher:
 
     def argv(self, spec_file: Path) -> list[str]:
         res = self.spec.resources
+        if res.procs_per_node == 1:
+            # One process needs no agent: the trainer forms a world of one itself, and torchrun
+            # would add its own torch import (seconds) in front of the trainer's.
+            return [self.python, "-m", "airflow_provider_llmops.training", str(spec_file)]
         return [
             self.python,
             "-m",

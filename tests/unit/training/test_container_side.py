@@ -10,7 +10,9 @@ import airflow_provider_llmops.training as training
 
 
 def test_training_package_never_imports_airflow():
-    modules = [m.name for m in pkgutil.walk_packages(training.__path__, prefix="airflow_provider_llmops.training.")]
+    modules = [
+        m.name for m in pkgutil.walk_packages(training.__path__, prefix="airflow_provider_llmops.training.")
+    ]
     assert "airflow_provider_llmops.training.trainer" in modules
     code = "\n".join(
         [
@@ -19,7 +21,9 @@ def test_training_package_never_imports_airflow():
             "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))",
         ]
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 

@@ -1,0 +1,198 @@
+"""Training benchmarks (CPU, 2 torchrun processes, gloo), ratios measured in one run:
+
+* ``train_throughput``: seconds per sample of the provider's trainer vs a plain DeepSpeed loop
+  with the same model, data, DeepSpeed config and launcher (target <= 1.053x, i.e. >= 0.95x
+  the plain loop's samples/s). Both time all optimizer steps, not start-up or checkpoints.
+* ``launcher_overhead``: `LocalTrainingLauncher` on a job that has nothing left to do vs
+  ``python noop.py`` (the issue's goal: under 2 s extra; the report prints the delta).
+
+    python -m benchmarks.bench_train            # 3 repeats
+    python -m benchmarks.run --suite train
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from benchmarks.run import REPO_ROOT, Samples
+
+TARGET_THROUGHPUT = 1 / 0.95
+STEPS = 30
+
+PLAIN = textwrap.dedent(
+    """
+    # The baseline: the shortest correct DeepSpeed SFT loop over the same rows and config.
+    import json, os, sys, time
+    import deepspeed, torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from airflow_provider_llmops.training.data import collate_causal, read_rows, tokenize_causal
+    from airflow_provider_llmops.training.ds_config import build_ds_config
+    from airflow_provider_llmops.training.spec import TrainingJobSpec
+
+    spec = TrainingJobSpec.load(sys.argv[1])
+    deepspeed.init_distributed(dist_backend="gloo")
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    cfg = build_ds_config(spec, world_size=world)
+    tok = AutoTokenizer.from_pretrained(spec.model.path)
+    model = AutoModelForCausalLM.from_pretrained(spec.model.path, dtype=torch.float32)
+    engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=cfg)
+    rows = read_rows(spec.data, spec.task)
+    micro = cfg["train_micro_batch_size_per_gpu"]
+    t0 = time.perf_counter()
+    for step in range(spec.max_steps):
+        start = (step * world + rank) * micro
+        batch = collate_causal([tokenize_causal(rows[(start + i) % len(rows)], tok, spec.data.max_length)
+                                for i in range(micro)], tok.pad_token_id)
+        loss = engine(**batch).loss
+        engine.backward(loss)
+        engine.step()
+        torch.distributed.all_reduce(loss.detach())
+    if rank == 0:
+        print("PLAIN_SECONDS", time.perf_counter() - t0)
+    """
+)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DS_ACCELERATOR="cpu",
+        OMP_NUM_THREADS="1",
+        CUDA_VISIBLE_DEVICES="",
+        PYTHONPATH=f"{REPO_ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}",
+    )
+    return env
+
+
+def _spec(root: Path, name: str):
+    from airflow_provider_llmops.training.spec import (
+        DataSpec,
+        DeepSpeedSpec,
+        ModelSpec,
+        ResourcesSpec,
+        TrainingJobSpec,
+    )
+    from tests.unit.training.tiny_models import write_causal_rows, write_tiny_gpt2
+
+    model = root / "model"
+    if not model.exists():
+        write_tiny_gpt2(model, n_embd=128, n_layer=4)
+        write_causal_rows(root / "rows.jsonl", n=256)
+    return TrainingJobSpec(
+        name=name,
+        task="causal_lm",
+        model=ModelSpec(path=str(model)),
+        data=DataSpec(path=str(root / "rows.jsonl"), max_length=24),
+        output=str(root / f"out-{name}"),
+        deepspeed=DeepSpeedSpec(zero_stage=1, micro_batch_size=8, lr=1e-3, scheduler="none"),
+        resources=ResourcesSpec(cpu_procs=2),
+        max_steps=STEPS,
+        checkpoint_every=10 * STEPS,  # only the final checkpoint, outside the timed steps
+        log_every_s=3600.0,
+    )
+
+
+def _torchrun(args: list[str]) -> str:
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+    out = subprocess.run(argv, capture_output=True, text=True, env=_env(), cwd=REPO_ROOT, timeout=900)
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
+def bench_throughput(root: Path, repeats: int) -> Samples:
+    """(plain seconds per sample, trainer seconds per sample)."""
+    samples_timed = STEPS * 8 * 2
+    plain_script = root / "plain.py"
+    plain_script.write_text(PLAIN)
+    base: list[float] = []
+    cand: list[float] = []
+    for i in range(repeats):
+        spec = _spec(root, f"bench-{i}")
+        spec_file = root / f"spec-{i}.json"
+        spec_file.write_text(spec.to_json())
+        out = _torchrun([str(plain_script), str(spec_file)])
+        base.append(float(out.split("PLAIN_SECONDS")[1].split()[0]) / samples_timed)
+        _torchrun(["-m", "airflow_provider_llmops.training", str(spec_file)])
+        manifest = json.loads((Path(spec.output) / "manifest.json").read_text())
+        # train_seconds spans the optimizer steps and leaves the checkpoint saves out.
+        cand.append(manifest["train_seconds"] / manifest["samples"])
+    return base, cand
+
+
+def bench_launcher_overhead(root: Path, repeats: int) -> Samples:
+    """(python noop.py, the local launcher on an already finished job)."""
+    from airflow_provider_llmops.training.spec import ResourcesSpec
+    from airflow_provider_llmops.utils.training_local import LocalTrainingLauncher
+
+    spec = _spec(root, "noop").replace(resources=ResourcesSpec(cpu_procs=1), max_steps=1)
+    spec_file = root / "noop-spec.json"
+    spec_file.write_text(spec.to_json())
+    subprocess.run(
+        [sys.executable, "-m", "airflow_provider_llmops.training", str(spec_file)],
+        env=_env(),
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    noop = root / "noop.py"
+    noop.write_text("pass\n")
+    log = logging.getLogger("bench")
+    base: list[float] = []
+    cand: list[float] = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(noop)], check=True, timeout=60)
+        base.append(time.perf_counter() - t0)
+        launcher = LocalTrainingLauncher(spec, work_dir=root, log=log, env=_env())
+        t0 = time.perf_counter()
+        launcher.run(timeout=300)
+        cand.append(time.perf_counter() - t0)
+    return base, cand
+
+
+def run_all(repeats: int = 3, quick: bool = False) -> dict[str, tuple[Samples, float, str]]:
+    """{name: ((baseline_seconds, candidate_seconds), target ratio, title)} for benchmarks/run.py."""
+    repeats = 1 if quick else repeats
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        root = Path(tmp)
+        return {
+            "train_throughput": (
+                bench_throughput(root, repeats),
+                TARGET_THROUGHPUT,
+                "trainer vs plain DeepSpeed loop, seconds per sample (CPU, 2 ranks)",
+            ),
+            "launcher_overhead": (
+                bench_launcher_overhead(root, repeats),
+                float("inf"),
+                "local launcher (finished job) vs python noop.py; goal: < 2 s extra",
+            ),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one repeat")
+    args = parser.parse_args(argv)
+    from benchmarks.run import report
+
+    for name, (samples, target, title) in run_all(args.repeats, args.quick).items():
+        print(report(name, title, samples, target), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
