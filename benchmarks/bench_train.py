@@ -39,7 +39,10 @@ PLAIN = textwrap.dedent(
     from airflow_provider_llmops.training.spec import TrainingJobSpec
 
     spec = TrainingJobSpec.load(sys.argv[1])
-    deepspeed.init_distributed(dist_backend="gloo")
+    on_gpu = spec.resources.gpus_per_node > 0
+    deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo")
+    if on_gpu:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     cfg = build_ds_config(spec, world_size=world)
     tok = AutoTokenizer.from_pretrained(spec.model.path)
@@ -52,10 +55,12 @@ PLAIN = textwrap.dedent(
         start = (step * world + rank) * micro
         batch = collate_causal([tokenize_causal(rows[(start + i) % len(rows)], tok, spec.data.max_length)
                                 for i in range(micro)], tok.pad_token_id)
-        loss = engine(**batch).loss
+        loss = engine(**{k: v.to(engine.device) for k, v in batch.items()}).loss
         engine.backward(loss)
         engine.step()
         torch.distributed.all_reduce(loss.detach())
+    if on_gpu:
+        torch.cuda.synchronize()
     if rank == 0:
         print("PLAIN_SECONDS", time.perf_counter() - t0)
     """
@@ -180,13 +185,143 @@ def run_all(repeats: int = 3, quick: bool = False) -> dict[str, tuple[Samples, f
         }
 
 
+PEAK_TFLOPS_DEFAULT = 989.0  # H100/H200 SXM dense bf16
+
+
+def _write_big_model(root: Path, seq: int) -> tuple[Path, int, object]:
+    """A ~1.1B-parameter Llama-style causal LM from a config (random weights) + a word-level tokenizer."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["<pad>", "<eos>", "<unk>", *(f"w{i}" for i in range(31997))])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        max_position_embeddings=seq,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=1,
+        tie_word_embeddings=False,
+    )
+    folder = root / "llama-1b"
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    n_params = sum(p.numel() for p in model.parameters())
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    del model
+    torch.cuda.empty_cache()
+    return folder, n_params, config
+
+
+def gpu_benchmark(seconds: float, seq: int, micro: int, peak_tflops: float) -> int:
+    """ZeRO-2 bf16 fine-tune of a ~1.1B model on one GPU: trainer vs plain DeepSpeed loop, tokens/s and MFU."""
+    import random
+
+    from airflow_provider_llmops.training.spec import (
+        DataSpec,
+        DeepSpeedSpec,
+        ModelSpec,
+        ResourcesSpec,
+        TrainingJobSpec,
+    )
+
+    root = Path(tempfile.mkdtemp(prefix="llmops-gpu-bench-"))
+    t0 = time.perf_counter()
+    model, n_params, config = _write_big_model(root, seq)
+    rng = random.Random(0)
+    with (root / "rows.jsonl").open("w") as fh:
+        for _ in range(512):
+            fh.write(json.dumps({"text": " ".join(f"w{rng.randrange(31997)}" for _ in range(seq))}) + "\n")
+    print(f"model: {n_params / 1e9:.2f}B parameters, built in {time.perf_counter() - t0:.0f}s", flush=True)
+    layers, hidden = config.num_hidden_layers, config.hidden_size  # type: ignore[attr-defined]
+    flops_per_token = 6 * n_params + 12 * layers * hidden * seq  # PaLM appendix B
+    tokens_per_step = micro * seq
+
+    def spec_for(name: str, steps: int) -> TrainingJobSpec:
+        return TrainingJobSpec(
+            name=name,
+            task="causal_lm",
+            model=ModelSpec(path=str(model)),
+            data=DataSpec(path=str(root / "rows.jsonl"), max_length=seq),
+            output=str(root / f"out-{name}"),
+            deepspeed=DeepSpeedSpec(
+                zero_stage=2, precision="bf16", micro_batch_size=micro, lr=1e-5, scheduler="none"
+            ),
+            resources=ResourcesSpec(gpus_per_node=1),
+            max_steps=steps,
+            checkpoint_every=steps,
+            keep_checkpoints=1,
+            log_every_s=15.0,
+        )
+
+    env = dict(os.environ, PYTHONPATH=f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+
+    def torchrun(args: list[str]) -> str:
+        argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=900)
+        sys.stdout.write(
+            "".join(line + "\n" for line in proc.stdout.splitlines() if "[llmops-train]" in line)
+        )
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        return proc.stdout
+
+    # A short plain run sizes both runs to about `seconds` of training each.
+    plain_script = root / "plain.py"
+    plain_script.write_text(PLAIN)
+    probe = root / "probe.json"
+    probe.write_text(spec_for("probe", 10).to_json())
+    step_s = float(torchrun([str(plain_script), str(probe)]).split("PLAIN_SECONDS")[1].split()[0]) / 10
+    steps = max(20, int(seconds / step_s))
+    print(f"probe: {step_s:.3f}s/step -> {steps} steps per run", flush=True)
+    plain_spec = root / "plain.json"
+    plain_spec.write_text(spec_for("plain", steps).to_json())
+    plain_tps = (
+        steps
+        * tokens_per_step
+        / float(torchrun([str(plain_script), str(plain_spec)]).split("PLAIN_SECONDS")[1].split()[0])
+    )
+    trainer_spec = root / "trainer.json"
+    trainer_spec.write_text(spec_for("trainer", steps).to_json())
+    torchrun(["-m", "airflow_provider_llmops.training", str(trainer_spec)])
+    manifest = json.loads((root / "out-trainer" / "manifest.json").read_text())
+    trainer_tps = manifest["tokens"] / manifest["train_seconds"]
+    for name, tps in (("plain DeepSpeed loop", plain_tps), ("llmops trainer", trainer_tps)):
+        mfu = tps * flops_per_token / (peak_tflops * 1e12)
+        print(f"{name:<22} {tps:10.0f} tokens/s  MFU {100 * mfu:5.1f}%  (peak {peak_tflops:.0f} TFLOP/s)")
+    print(f"trainer / plain: {trainer_tps / plain_tps:.3f}x (goal >= 0.95x); MFU goal >= 45%")
+    print(f"total {time.perf_counter() - t0:.0f}s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one repeat")
+    sub = parser.add_subparsers(dest="command")
+    gpu = sub.add_parser("gpu", help="the one-GPU ZeRO-2 bf16 benchmark (benchmarks/gpu_train.sh runs it)")
+    gpu.add_argument("--seconds", type=float, default=120.0, help="training time of each of the two runs")
+    gpu.add_argument("--seq", type=int, default=2048)
+    gpu.add_argument("--micro", type=int, default=8)
+    gpu.add_argument(
+        "--peak-tflops", type=float, default=float(os.environ.get("PEAK_TFLOPS", PEAK_TFLOPS_DEFAULT))
+    )
     args = parser.parse_args(argv)
+    if args.command == "gpu":
+        return gpu_benchmark(args.seconds, args.seq, args.micro, args.peak_tflops)
     from benchmarks.run import report
 
     for name, (samples, target, title) in run_all(args.repeats, args.quick).items():

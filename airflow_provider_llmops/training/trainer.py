@@ -18,6 +18,7 @@ import socket
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -115,10 +116,11 @@ class _CausalTask:
 
         return AutoModelForCausalLM.from_pretrained(self.spec.model.path, dtype=torch.float32)
 
-    def batch(self, rows: list[Row], device: Any) -> tuple[dict[str, Any], int]:
+    def prepare(self, rows: list[Row]) -> tuple[dict[str, Any], int]:
+        """Tokenized, padded CPU tensors of one micro-batch and its token count."""
         examples = [tokenize_causal(r, self.tokenizer, self.spec.data.max_length) for r in rows]
         batch = collate_causal(examples, self.pad_id)
-        return {k: v.to(device) for k, v in batch.items()}, int(batch["attention_mask"].sum())
+        return batch, int(batch["attention_mask"].sum())
 
     def loss(self, engine: Any, batch: dict[str, Any]) -> Any:
         return engine(**batch).loss
@@ -159,13 +161,13 @@ class _EmbeddingTask:
         self.model = model
         return model
 
-    def batch(self, rows: list[Row], device: Any) -> tuple[dict[str, Any], int]:
+    def prepare(self, rows: list[Row]) -> tuple[dict[str, Any], int]:
+        """Queries then passages, tokenized as one batch (one forward pass), and the token count."""
         texts = [r.a for r in rows] + [str(r.b) for r in rows]
         # sentence-transformers >= 6 renamed tokenize() to preprocess(); both exist for a while.
-        prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
-        feats = prepare(texts)
-        moved = {k: v.to(device) if hasattr(v, "to") else v for k, v in feats.items()}
-        return moved, int(feats["attention_mask"].sum())
+        tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize
+        feats = tokenize(texts)
+        return dict(feats), int(feats["attention_mask"].sum())
 
     def loss(self, engine: Any, batch: dict[str, Any]) -> Any:
         emb = engine(batch)["sentence_embedding"]
@@ -188,15 +190,9 @@ def _single_process_env() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    os.environ.update(
-        {
-            "RANK": "0",
-            "LOCAL_RANK": "0",
-            "WORLD_SIZE": "1",
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
-    )
+    defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    for key, value in {**defaults, "MASTER_PORT": str(port)}.items():
+        os.environ.setdefault(key, value)
 
 
 class _Progress:
@@ -277,33 +273,54 @@ def train(pf: Preflight) -> dict[str, Any]:
     progress = _Progress(spec.max_steps, state.step, spec.log_every_s)
     run_samples = run_tokens = 0
     t_train = time.monotonic()
-    while state.step < spec.max_steps:
-        step_loss, step_tokens = 0.0, 0
-        for m in range(accum):
-            start = state.step * global_batch + (m * world + rank) * micro
-            batch, n_tokens = task.batch([pf.rows[i] for i in order.indices(start, micro)], engine.device)
-            loss = task.loss(engine, batch)
-            engine.backward(loss)
-            engine.step()
-            step_loss += float(loss.detach().float())
-            step_tokens += n_tokens
-        totals = torch.tensor([step_loss / accum, float(step_tokens)], dtype=torch.float64)
-        dist.all_reduce(totals)
-        mean_loss = float(totals[0]) / world
-        state.step += 1
-        state.loss_curve.append([state.step, round(mean_loss, 6)])
-        state.samples += global_batch
-        state.tokens += int(totals[1])
-        run_samples += global_batch
-        run_tokens += int(totals[1])
-        if rank == 0:
-            progress.update(state.step, mean_loss, run_samples, run_tokens)
-        if throttle:
-            time.sleep(throttle)
-        if state.step % spec.checkpoint_every == 0 or state.step == spec.max_steps:
-            state.train_seconds += time.monotonic() - t_train
-            t_train = time.monotonic()
-            _save_checkpoint(engine, store, state, spec, work, rank, local_rank, dist)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-batches") as pool:
+
+        def prefetch(step: int, m: int) -> Future[tuple[dict[str, Any], int]] | None:
+            if step >= spec.max_steps:
+                return None
+            start = step * global_batch + (m * world + rank) * micro
+            return pool.submit(task.prepare, [pf.rows[i] for i in order.indices(start, micro)])
+
+        # The next micro-batch is tokenized in a thread while the current one trains.
+        pending = prefetch(state.step, 0)
+        while pending is not None:
+            step_loss = torch.zeros((), dtype=torch.float64, device=engine.device)
+            step_tokens = 0
+            for m in range(accum):
+                assert pending is not None  # only the step after the last one is never prefetched
+                cpu_batch, n_tokens = pending.result()
+                pending = prefetch(state.step, m + 1) if m + 1 < accum else prefetch(state.step + 1, 0)
+                batch = {
+                    k: v.to(engine.device, non_blocking=True) if hasattr(v, "to") else v
+                    for k, v in cpu_batch.items()
+                }
+                loss = task.loss(engine, batch)
+                engine.backward(loss)
+                engine.step()
+                step_loss += loss.detach().double()
+                step_tokens += n_tokens
+            totals = torch.stack(
+                [
+                    step_loss / accum,
+                    torch.tensor(float(step_tokens), dtype=torch.float64, device=engine.device),
+                ]
+            )
+            dist.all_reduce(totals)
+            mean_loss = float(totals[0]) / world
+            state.step += 1
+            state.loss_curve.append([state.step, round(mean_loss, 6)])
+            state.samples += global_batch
+            state.tokens += int(totals[1])
+            run_samples += global_batch
+            run_tokens += int(totals[1])
+            if rank == 0:
+                progress.update(state.step, mean_loss, run_samples, run_tokens)
+            if throttle:
+                time.sleep(throttle)
+            if state.step % spec.checkpoint_every == 0 or state.step == spec.max_steps:
+                state.train_seconds += time.monotonic() - t_train
+                t_train = time.monotonic()
+                _save_checkpoint(engine, store, state, spec, work, rank, local_rank, dist)
     run_seconds = time.monotonic() - wall0
     final = state.step
     fp32 = _fp32_state_dict(engine, store, final, work, rank, dist)
