@@ -17,10 +17,11 @@ if [ "${1:-}" = "--prepare" ]; then
   PY=.venv/bin/python
   # deepspeed is source-only on PyPI; without its ops built ahead it is a pure-Python wheel.
   DS_BUILD_OPS=0 "$PY" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WHEELS" deepspeed==0.19.8
-  # deepspeed's dependencies that the GPU image does not ship (it has torch, numpy, ninja, psutil, ...).
-  "$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+  # deepspeed's dependencies that the GPU image does not ship (it has torch, numpy, ninja, psutil, ...),
+  # resolved with their own dependencies so pydantic gets the pydantic-core it pins.
+  "$PY" -m pip download --quiet --only-binary=:all: --python-version 3.12 \
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --implementation cp -d "$WHEELS" \
-    hjson "pydantic>=2,<3" pydantic-core annotated-types typing-inspection
+    hjson "pydantic>=2,<3"
   ls -la "$WHEELS"
   du -sh "$WHEELS"
   exit 0

@@ -85,10 +85,14 @@ def bench_dag_parse(repeats: int) -> Samples:
     provider = _write_dag(
         tmp,
         "bench_provider",
+        "from airflow_provider_llmops.operators.deepspeed import DeepSpeedTrainingOperator\n"
         "from airflow_provider_llmops.operators.dvc import DvcPullOperator\n"
-        "from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor",
-        "DvcPullOperator(task_id=f'step_{i}', path='data/train.jsonl', local_path='/tmp/data') if i else "
-        "DvcUpdateSensor(task_id=f'step_{i}', path='data/train.jsonl')",
+        "from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor\n"
+        "SPEC = {'name': 'bot', 'task': 'causal_lm', 'model': {'path': '/models/base'}, "
+        "'data': {'path': '/data/train.jsonl'}, 'output': 's3://runs/bot', 'resources': {'gpus_per_node': 8}}",
+        "DvcUpdateSensor(task_id=f'step_{i}', path='data/train.jsonl') if i == 0 else "
+        "DeepSpeedTrainingOperator(task_id=f'step_{i}', spec=SPEC, image='trainer:1') if i % 4 == 0 else "
+        "DvcPullOperator(task_id=f'step_{i}', path='data/train.jsonl', local_path='/tmp/data')",
     )
 
     def parse(path: Path) -> Callable[[], float]:
