@@ -241,6 +241,10 @@ class TrainingJobSpec:
         _positive_int(self.checkpoint_every, "checkpoint_every")
         _positive_int(self.keep_checkpoints, "keep_checkpoints")
         _check(self.scale > 0, "scale", f"must be > 0, got {self.scale!r}")
+        if self.model.lora is not None and self.task != "causal_lm":
+            raise TrainingSpecError(
+                "model.lora: LoRA is supported for task 'causal_lm' only", field="model.lora"
+            )
         if self.model.lora is not None and self.deepspeed.zero_stage == 3:
             raise TrainingSpecError(
                 "model.lora: LoRA with ZeRO-3 is not supported by this trainer; use zero_stage <= 2",

@@ -75,6 +75,14 @@ def preflight(spec: TrainingJobSpec, *, world_size: int | None = None) -> Prefli
         )
     ds_config = build_ds_config(spec, world_size=world)
     check_model_folder(spec.model.path, spec.task)
+    if spec.model.lora is not None:
+        try:
+            import peft  # noqa: F401
+        except ImportError as err:
+            raise TrainingSpecError(
+                "model.lora needs the peft package in the training image (pip install peft)",
+                field="model.lora",
+            ) from err
     rows = read_rows(spec.data, spec.task)
     store = OutputStore(spec.output)
     finished = check_output(store, spec.spec_hash())
@@ -114,7 +122,23 @@ class _CausalTask:
         import torch
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(self.spec.model.path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(self.spec.model.path, dtype=torch.float32)
+        return self._with_lora(model)
+
+    def _with_lora(self, model: Any) -> Any:
+        lora = self.spec.model.lora
+        if lora is None:
+            return model
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=list(lora.target_modules) or None,  # None: peft's default for the architecture
+            task_type="CAUSAL_LM",
+        )
+        return get_peft_model(model, config)
 
     def prepare(self, rows: list[Row]) -> tuple[dict[str, Any], int]:
         """Tokenized, padded CPU tensors of one micro-batch and its token count."""
@@ -128,15 +152,23 @@ class _CausalTask:
     def export(self, state_dict: dict[str, Any], out: Path) -> None:
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        config = AutoConfig.from_pretrained(self.spec.model.path)
-        model = AutoModelForCausalLM.from_config(config)
-        missing, unexpected = model.load_state_dict(state_dict, strict=False)
-        tied = set(_tied_keys(model))
-        if unexpected or set(missing) - tied:
+        if self.spec.model.lora:
+            # The frozen base weights may be left out of a ZeRO checkpoint: they come from the base
+            # model, unchanged; every trained (adapter) weight must come from the state dict.
+            model = self._with_lora(AutoModelForCausalLM.from_pretrained(self.spec.model.path))
+            missing, unexpected = model.load_state_dict(state_dict, strict=False)
+            untied_missing = {k for k in missing if "lora_" in k}
+        else:
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(self.spec.model.path))
+            missing, unexpected = model.load_state_dict(state_dict, strict=False)
+            untied_missing = set(missing) - set(_tied_keys(model))
+        if unexpected or untied_missing:
             raise TrainingError(
-                f"exported weights do not fit the model: missing {sorted(set(missing) - tied)[:5]}, "
+                f"exported weights do not fit the model: missing {sorted(untied_missing)[:5]}, "
                 f"unexpected {sorted(unexpected)[:5]}"
             )
+        if self.spec.model.lora:
+            model = model.merge_and_unload()  # plain weights: any HF loader reads the export
         model.tie_weights()  # lm_head shares wte (GPT-2 style): one tensor, saved once
         model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)

@@ -240,3 +240,33 @@ def test_cli_refuses_a_world_size_that_does_not_match_the_spec(tmp_path, causal_
     )
     assert out.returncode == 2
     assert "launched with 3 processes but the spec's resources ask for 2" in out.stderr
+
+
+def test_lora_fine_tune_exports_merged_weights(causal_spec, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from airflow_provider_llmops.training.spec import LoraSpec
+
+    spec = causal_spec.replace(
+        name="tiny-gpt2-lora",
+        model=ModelSpec(path=causal_spec.model.path, lora=LoraSpec(r=4, alpha=8, dropout=0.0)),
+        deepspeed=DeepSpeedSpec(zero_stage=1, micro_batch_size=4, lr=1e-2, warmup_steps=2),
+        output=str(tmp_path / "out"),
+        max_steps=10,
+        checkpoint_every=10,
+    )
+    result = DeepSpeedLocalTrainingOperator(task_id="train", spec=spec).execute(_context())
+    losses = [v for _, v in result["loss_curve"]]
+    assert losses[-1] < losses[0]
+    model_dir = Path(result["model_uri"])
+    assert not (model_dir / "adapter_config.json").exists()  # merged, not an adapter
+    merged = AutoModelForCausalLM.from_pretrained(model_dir)
+    base = AutoModelForCausalLM.from_pretrained(causal_spec.model.path)
+    assert not any("lora" in k for k in merged.state_dict())
+    assert merged.lm_head.weight.data_ptr() == merged.transformer.wte.weight.data_ptr()
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        assert not torch.allclose(merged(ids).logits, base(ids).logits, atol=1e-4)
+    # LoRA trains the attention adapters only: the embeddings are the base model's.
+    assert torch.equal(merged.transformer.wte.weight, base.transformer.wte.weight)

@@ -108,3 +108,9 @@ def test_world_size_from_resources():
 
 def test_to_dict_is_json_safe(spec):
     json.dumps(spec.to_dict())
+
+
+def test_lora_for_embedding_refused(spec):
+    bad = spec.replace(task="embedding", model=ModelSpec(path="/m", lora=LoraSpec()))
+    with pytest.raises(TrainingSpecError, match="causal_lm' only"):
+        bad.validate()
