@@ -310,3 +310,24 @@ def test_importing_the_operators_loads_no_kubernetes():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_deferral_re_entry_names_are_delegated():
+    """Airflow resumes a deferred task by the inner operator's method name, called on ours."""
+    import inspect
+
+    from airflow.providers.cncf.kubernetes.operators.job import KubernetesJobOperator
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    assert 'method_name="trigger_reentry"' in inspect.getsource(KubernetesPodOperator.invoke_defer_method)
+    assert 'method_name="execute_complete"' in inspect.getsource(KubernetesJobOperator.execute_deferrable)
+    assert callable(DeepSpeedTrainingOperator.trigger_reentry)
+    assert "execute_complete" in DeepSpeedMultiNodeTrainingOperator.__dict__
+
+
+def test_on_kill_before_launch_is_harmless():
+    op = DeepSpeedTrainingOperator(task_id="train", spec=_spec(), image="img")
+    op.on_kill()
+    DeepSpeedMultiNodeTrainingOperator(
+        task_id="train", spec=_spec(resources=ResourcesSpec(nodes=2, gpus_per_node=8)), image="img"
+    ).on_kill()
