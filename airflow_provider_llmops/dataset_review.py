@@ -1,20 +1,31 @@
 """Compare two materialised dataset versions and write a human-readable review.
 
 This module is a plain service: it needs no Airflow, imports matplotlib only inside the chart
-functions (Agg canvas, no pyplot global state) and never imports numpy itself, so importing it
-at DAG parse time costs nothing. `DvcDatasetReviewOperator` calls `review_datasets` on two
-folders (or files) that `dvc` materialised, and the approval step shows
-`DatasetReview.summary_text` to the reviewer.
+functions (Agg canvas, no pyplot global state), pyarrow only when it reads a Parquet file, and
+never imports numpy itself, so importing it at DAG parse time costs nothing.
+`DvcDatasetReviewOperator` calls `review_datasets` on two folders (or files) that `dvc`
+materialised; the approval step shows `DatasetReview.approval_markdown` (or `summary_text`).
 
 What it reports:
 
 * files added, removed, modified (by content md5, the hash DVC uses) and their sizes;
-* for tabular files (``.jsonl``/``.ndjson``, ``.json`` holding JSON lines or an array of
-  objects, ``.csv``/``.tsv``, ``.parquet`` when pyarrow is installed): record counts, schema
-  changes (columns added, removed, type changes), value counts of low-cardinality columns
-  (labels: strings, booleans, and integers such as class ids 0/1/2), text length percentiles
-  (p50/p90/p99) of the other string columns, and the first few records of the new version;
-* PNG charts of those distribution changes.
+* for tabular files (read by `airflow_provider_llmops.utils.tabular`: ``.jsonl``/``.ndjson``,
+  ``.json`` holding JSON lines or an array of objects, ``.csv``/``.tsv``, ``.parquet``): record
+  counts, schema changes (columns added, removed, type changes), null rates, value counts and
+  shares of low-cardinality columns (labels: strings, booleans, and integers such as class ids
+  0/1/2), text length percentiles (p50/p90/p99) of the other string columns, and the first few
+  records of the new version;
+* flagged shifts: a label's share moving by `SHARE_SHIFT_PP` percentage points or more (50/50 ->
+  90/10 is flagged), a column's null rate moving by `NULL_SHIFT_PP` points, a text column's
+  p50 or p90 length changing by `LENGTH_SHIFT_PCT` percent, the record count by
+  `RECORDS_SHIFT_PCT` percent. They lead the Markdown, the summary text and the approval body;
+* files it could not analyse (the library for a format missing, a damaged file, a baseline that
+  does not parse), with the reason, instead of leaving them out;
+* PNG charts of those distributions: shares instead of counts when the two totals differ,
+  whole-number ticks for counts and lengths, histograms of the two versions side by side.
+
+The review fails (DatasetFormatError, naming file and line) only when the version under
+review has a record that does not parse: that data must be fixed before anyone approves it.
 
 Output is deterministic: keys and rows are sorted, samples are the first N records, and
 nothing depends on the wall clock, so a rerun on the same inputs gives identical files.
@@ -26,29 +37,37 @@ Example::
 
     review = review_datasets(old, new, out, old_label="v1", new_label="v2")
     print(review.summary_text)
+    review.approval_markdown  # compact Markdown for the approval (HITL) body
     review.markdown_path  # out/review.md, next to out/files.png and out/dist-*.png
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_llmops.exceptions import LlmopsError
+from airflow_provider_llmops.utils.tabular import (
+    NotATableError,
+    TabularFormatError,
+    TabularReaderMissingError,
+    is_tabular,
+    iter_records,
+)
 
 __all__ = [
     "DatasetFormatError",
     "DatasetNotFoundError",
     "DatasetReview",
     "DatasetReviewError",
+    "render_approval_markdown",
     "review_datasets",
 ]
 
@@ -66,14 +85,30 @@ MAX_TABLES = 20
 MAX_CHART_COLUMNS = 6
 # Longest value shown in a sample record.
 MAX_SAMPLE_CHARS = 160
+# Longest value shown in the summary text and flags.
+MAX_VALUE_CHARS = 40
 # Items listed per category in the summary dict and the summary text.
 MAX_LISTED = 10
+# Flagged shifts kept in the summary (the Markdown review lists them all).
+MAX_FLAGS = 40
 PERCENTILES = (50, 90, 99)
+# Flag thresholds. Shares are of a column's non-null values; rates and shares in percent.
+SHARE_SHIFT_PP = 10.0
+NULL_SHIFT_PP = 5.0
+LENGTH_SHIFT_PCT = 25.0
+# A length change of a few characters is noise however large in percent (2 -> 3 chars).
+MIN_LENGTH_SHIFT_CHARS = 5
+RECORDS_SHIFT_PCT = 25.0
+# The approval body: the Airflow UI shows it in a drawer, so keep it to a screen or two.
+APPROVAL_MAX_CHARS = 6000
+APPROVAL_MAX_ROWS = 8
+FLAG_MARK = "⚠"
 # Labels shown shortened: full git shas (SHA-1 or SHA-256).
 _FULL_SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 SHORT_SHA_CHARS = 12
-TABULAR_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
+_INT_RE = re.compile(r"[+-]?\d+")
 _HASH_CHUNK = 1 << 20
+OLD_COLOR, NEW_COLOR, FLAG_COLOR = "#1f77b4", "#ff7f0e", "#d62728"
 
 
 class DatasetReviewError(LlmopsError):
@@ -84,18 +119,29 @@ class DatasetNotFoundError(DatasetReviewError, FileNotFoundError):
     """A dataset folder or file to review does not exist."""
 
 
-class DatasetFormatError(DatasetReviewError, ValueError):
-    """A tabular file could not be parsed; the message names the file and the line."""
+class DatasetFormatError(DatasetReviewError, TabularFormatError):
+    """A record of the version under review does not parse; ``path`` and ``line`` say where."""
 
 
 @dataclass(frozen=True)
 class DatasetReview:
-    """What `review_datasets` wrote, and a small JSON-serialisable summary of it."""
+    """What `review_datasets` wrote, and a small JSON-serialisable summary of it.
+
+    Example::
+
+        review = review_datasets(old, new, out, old_label="v1", new_label="v2")
+        review.summary["flags"]  # ["train.jsonl: label share neg 50.0% -> 10.0% (-40.0 pp)", ...]
+    """
 
     markdown_path: Path
     chart_paths: list[Path]
     summary: dict[str, Any]
     summary_text: str
+
+    @property
+    def approval_markdown(self) -> str:
+        """Compact Markdown for an approval body: flagged shifts and key tables, bounded in size."""
+        return render_approval_markdown(self.summary)
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,19 +183,6 @@ def _inventory(root: Path, single_name: str | None = None) -> dict[str, _FileInf
 # --------------------------------------------------------------------------------------------
 
 
-def _is_tabular(name: str) -> bool:
-    lower = name.lower()
-    if lower.endswith(".parquet"):
-        return _has_pyarrow()
-    return lower.endswith(TABULAR_SUFFIXES)
-
-
-def _has_pyarrow() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("pyarrow") is not None
-
-
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
@@ -166,76 +199,6 @@ def _type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "dict"
     return type(value).__name__
-
-
-_INT_RE = re.compile(r"[+-]?\d+")
-
-
-def _csv_value(raw: str | None) -> Any:
-    """Infer a CSV cell's type: empty -> None, then int, float, str."""
-    if raw is None or raw == "":
-        return None
-    if _INT_RE.fullmatch(raw):
-        return int(raw)
-    try:
-        number = float(raw)
-    except ValueError:
-        return raw
-    return number if math.isfinite(number) else raw
-
-
-def _iter_json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DatasetFormatError(
-                    f"{path}:{lineno}: not valid JSON ({err.msg}). Each line of a JSON-lines file must be "
-                    "one JSON object; fix or remove the line and version the dataset again."
-                ) from err
-            yield value if isinstance(value, dict) else {"value": value}
-
-
-def _iter_records(path: Path) -> Iterator[dict[str, Any]] | None:
-    """Records of a tabular file, or None when the file turns out not to be a table."""
-    lower = path.name.lower()
-    if lower.endswith((".jsonl", ".ndjson")):
-        return _iter_json_lines(path)
-    if lower.endswith(".json"):
-        text = path.read_text(encoding="utf-8")
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError:
-            return _iter_json_lines(path)  # JSON lines stored as .json
-        if isinstance(whole, list) and all(isinstance(item, dict) for item in whole):
-            return iter(whole)
-        return None  # one JSON document (metadata, config): not a table
-    if lower.endswith((".csv", ".tsv")):
-        return _iter_csv(path, delimiter="\t" if lower.endswith(".tsv") else ",")
-    if lower.endswith(".parquet"):
-        return _iter_parquet(path)
-    return None
-
-
-def _iter_csv(path: Path, delimiter: str) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        try:
-            for row in reader:
-                yield {str(key): _csv_value(value) for key, value in row.items() if key is not None}
-        except csv.Error as err:
-            raise DatasetFormatError(f"{path}:{reader.line_num}: not valid CSV ({err}).") from err
-
-
-def _iter_parquet(path: Path) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq  # optional; only reached when installed
-
-    parquet = pq.ParquetFile(path)
-    for batch in parquet.iter_batches():
-        yield from batch.to_pylist()
 
 
 @dataclass
@@ -292,31 +255,55 @@ class _TableStats:
     samples: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _table_stats(path: Path, samples: int) -> _TableStats | None:
-    records = _iter_records(path)
-    if records is None:
-        return None
+def _table_stats(path: Path, samples: int) -> _TableStats:
     stats = _TableStats()
-    try:
-        for record in records:
-            stats.records += 1
-            if len(stats.samples) < samples:
-                stats.samples.append(record)
-            for key, value in record.items():
-                column = stats.columns.get(key)
-                if column is None:
-                    column = stats.columns[key] = _ColumnStats()
-                    # Records before this one lacked the key: count them as nulls.
-                    column.types["null"] += stats.records - 1
-                column.add(value)
-            for key, column in stats.columns.items():
-                if key not in record:
-                    column.types["null"] += 1
-    except UnicodeDecodeError as err:
-        raise DatasetFormatError(
-            f"{path}: not UTF-8 text ({err.reason}); cannot read it as a table."
-        ) from err
+    for record in iter_records(path):
+        stats.records += 1
+        if len(stats.samples) < samples:
+            stats.samples.append(record)
+        for key, value in record.items():
+            column = stats.columns.get(key)
+            if column is None:
+                column = stats.columns[key] = _ColumnStats()
+                # Records before this one lacked the key: count them as nulls.
+                column.types["null"] += stats.records - 1
+            column.add(value)
+        for key, column in stats.columns.items():
+            if key not in record:
+                column.types["null"] += 1
     return stats
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A table (or one version of it) that could not be analysed, and why."""
+
+    name: str
+    version: str
+    reason: str
+
+
+def _read_table(
+    path: Path, samples: int, *, name: str, version: str, under_review: bool
+) -> _TableStats | _Unreadable | None:
+    """Stats of one version of a table; None when the file holds no records (a JSON document).
+
+    A record that does not parse in the version under review fails the review; everything
+    else that cannot be read is reported, so a broken baseline never blocks reviewing its fix.
+    """
+    try:
+        return _table_stats(path, samples)
+    except NotATableError:
+        return None
+    except TabularReaderMissingError as err:
+        return _Unreadable(name, version, err.reason)
+    except TabularFormatError as err:
+        if under_review and err.line is not None:
+            raise DatasetFormatError(
+                f"{err.reason} Then version the dataset again.", path=err.path, line=err.line
+            ) from err
+        where = f"line {err.line}: " if err.line is not None else ""
+        return _Unreadable(name, version, where + err.reason)
 
 
 def _percentiles(lengths: list[int]) -> dict[str, int]:
@@ -331,6 +318,25 @@ def _percentiles(lengths: list[int]) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------
 # Comparison
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Share:
+    value: str
+    old_count: int | None  # None: that side has no counts (no such column, too many values)
+    new_count: int | None
+    old_pct: float | None
+    new_pct: float | None
+
+    @property
+    def delta_pp(self) -> float | None:
+        if self.old_pct is None or self.new_pct is None:
+            return None
+        return self.new_pct - self.old_pct
+
+    @property
+    def flagged(self) -> bool:
+        return self.delta_pp is not None and abs(self.delta_pp) >= SHARE_SHIFT_PP
 
 
 @dataclass
@@ -358,6 +364,102 @@ class _TableDiff:
                 changes[column] = {"added": added[:MAX_LISTED], "removed": removed[:MAX_LISTED]}
         return changes
 
+    def shares(self, column: str) -> list[_Share]:
+        """Count and share of each value on both sides, in `_ordered_values` order."""
+        old_seen, new_seen = _counted(self.old, column), _counted(self.new, column)
+        old_counts, new_counts = old_seen or Counter(), new_seen or Counter()
+        old_total, new_total = sum(old_counts.values()), sum(new_counts.values())
+        rows = []
+        for value in _ordered_values(old_counts, new_counts):
+            old_c = old_counts.get(value, 0) if old_seen is not None else None
+            new_c = new_counts.get(value, 0) if new_seen is not None else None
+            rows.append(
+                _Share(
+                    value,
+                    old_c,
+                    new_c,
+                    _pct(old_c, old_total) if old_c is not None else None,
+                    _pct(new_c, new_total) if new_c is not None else None,
+                )
+            )
+        return rows
+
+    def share_shifts(self, column: str) -> list[_Share]:
+        flagged = [share for share in self.shares(column) if share.flagged]
+        return sorted(flagged, key=lambda s: (-abs(s.delta_pp or 0.0), _value_key(s.value)))
+
+    def null_rate(self, stats: _TableStats | None, column: str) -> float | None:
+        if stats is None or column not in stats.columns or not stats.records:
+            return None
+        return _pct(stats.columns[column].types["null"], stats.records)
+
+    def null_shift(self, column: str) -> tuple[float, float] | None:
+        old, new = self.null_rate(self.old, column), self.null_rate(self.new, column)
+        if old is None or new is None or abs(new - old) < NULL_SHIFT_PP:
+            return None
+        return old, new
+
+    def lengths(self, stats: _TableStats | None, column: str) -> dict[str, int]:
+        if stats is None or column not in stats.columns:
+            return {}
+        return _percentiles(stats.columns[column].lengths)
+
+    def length_shift(self, column: str) -> list[str]:
+        """The percentiles (p50, p90) whose text length moved beyond the thresholds."""
+        old, new = self.lengths(self.old, column), self.lengths(self.new, column)
+        if not old or not new:
+            return []
+        return [
+            key
+            for key in ("p50", "p90")
+            if abs(new[key] - old[key]) >= MIN_LENGTH_SHIFT_CHARS
+            and abs(_pct_change(old[key], new[key])) >= LENGTH_SHIFT_PCT
+        ]
+
+    def records_shift(self) -> bool:
+        if self.old is None or self.new is None:
+            return False
+        old, new = self.old.records, self.new.records
+        return old != new and (old == 0 or abs(_pct_change(old, new)) >= RECORDS_SHIFT_PCT)
+
+    def columns(self) -> list[str]:
+        old_cols = self.old.columns if self.old else {}
+        new_cols = self.new.columns if self.new else {}
+        return sorted(set(old_cols) | set(new_cols))
+
+    def flags(self) -> list[str]:
+        """Each flagged shift of this table, as a short sentence (without the table name)."""
+        flags = []
+        if self.old is not None and self.new is not None and self.records_shift():
+            old, new = self.old.records, self.new.records
+            flags.append(f"records {old} -> {new} ({_fmt_change(old, new)})")
+        if self.columns_added:
+            flags.append("columns added: " + ", ".join(self.columns_added[:MAX_LISTED]))
+        if self.columns_removed:
+            flags.append("columns removed: " + ", ".join(self.columns_removed[:MAX_LISTED]))
+        for col, (old_t, new_t) in sorted(self.type_changes.items()):
+            flags.append(f"{col} type {old_t} -> {new_t}")
+        for col in self.categorical:
+            shifts = self.share_shifts(col)
+            if shifts:
+                flags.append(f"{col} share " + ", ".join(_fmt_share(s) for s in shifts[:MAX_LISTED]))
+        for col in self.columns():
+            nulls = self.null_shift(col)
+            if nulls:
+                flags.append(f"{col} nulls {_fmt_pct(nulls[0])} -> {_fmt_pct(nulls[1])} ({_fmt_pp(nulls)})")
+        for col in self.text:
+            moved = self.length_shift(col)
+            if moved:
+                old_p, new_p = self.lengths(self.old, col), self.lengths(self.new, col)
+                flags.append(
+                    f"{col} length "
+                    + ", ".join(
+                        f"{key} {old_p[key]} -> {new_p[key]} chars ({_fmt_change(old_p[key], new_p[key])})"
+                        for key in moved
+                    )
+                )
+        return flags
+
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = {
             "old_records": self.old.records if self.old else None,
@@ -367,18 +469,54 @@ class _TableDiff:
             "columns_removed": self.columns_removed[:MAX_LISTED],
             "type_changes": {col: list(pair) for col, pair in sorted(self.type_changes.items())},
             "label_changes": self.label_changes(),
+            "flags": self.flags(),
         }
-        if self.new is not None:
-            summary["label_counts"] = {
-                col: dict(sorted(_counts(self.new, col).items(), key=lambda kv: _value_key(kv[0])))
+        for side, stats in (("", self.new), ("old_", self.old)):
+            if stats is None:
+                continue
+            # The new side lists every label column ({} when it has too many values to count);
+            # the old side only the columns it could count, so a missing key means "no counts".
+            summary[f"{side}label_counts"] = {
+                col: dict(sorted(_counts(stats, col).items(), key=lambda kv: _value_key(kv[0])))
                 for col in self.categorical
+                if stats is self.new or _counted(stats, col) is not None
             }
-            summary["text_length"] = {
-                col: _percentiles(self.new.columns[col].lengths)
-                for col in self.text
-                if col in self.new.columns
+            summary[f"{side}text_length"] = {
+                col: _percentiles(stats.columns[col].lengths) for col in self.text if col in stats.columns
             }
+        # Null rates of the columns that have nulls in either version, in percent.
+        null_rates = {}
+        for col in self.columns():
+            old, new = self.null_rate(self.old, col), self.null_rate(self.new, col)
+            if old or new:
+                null_rates[col] = [old, new]
+        summary["null_rates"] = dict(list(null_rates.items())[: MAX_LISTED * 5])
         return summary
+
+
+def _pct(part: int, total: int) -> float:
+    return round(100.0 * part / total, 1) if total else 0.0
+
+
+def _pct_change(old: int, new: int) -> float:
+    return 100.0 * (new - old) / old if old else math.inf
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}%"
+
+
+def _fmt_pp(pair: tuple[float, float]) -> str:
+    return f"{pair[1] - pair[0]:+.1f} pp"
+
+
+def _fmt_change(old: int, new: int) -> str:
+    change = _pct_change(old, new)
+    return "new" if math.isinf(change) else f"{change:+.0f}%"
+
+
+def _fmt_share(share: _Share) -> str:
+    return f"{_truncate(share.value, MAX_VALUE_CHARS)} {_fmt_pct(share.old_pct)} -> {_fmt_pct(share.new_pct)} ({share.delta_pp:+.1f} pp)"
 
 
 def _value_key(value: str) -> tuple[int, int, str]:
@@ -434,10 +572,29 @@ def _human_bytes(size: int) -> str:
     return f"{size} B"  # pragma: no cover - loop always returns
 
 
+def _json(value: Any) -> str:
+    # Parquet gives datetimes, decimals and bytes: shown as text.
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+# Markdown that data could use to change the page (links, images, HTML, emphasis): escaped,
+# since values come from the dataset and the approval body is rendered in the Airflow UI.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<])")
+
+
+def _one_line(value: Any) -> str:
+    text = value if isinstance(value, str) else _json(value)
+    return _truncate(text.replace("\r", " ").replace("\n", " "))
+
+
 def _md_cell(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
-    text = text.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
-    return _truncate(text)
+    """Data as plain text in a Markdown table cell or line."""
+    return _MD_SPECIAL.sub(r"\\\1", _one_line(value)).replace("|", "\\|")
+
+
+def _md_code(value: Any) -> str:
+    """Data inside a `code span` (names): literal there, except the backtick that would end it."""
+    return _one_line(value).replace("`", "'").replace("|", "\\|")
 
 
 def _truncate(text: str, limit: int = MAX_SAMPLE_CHARS) -> str:
@@ -451,9 +608,11 @@ def _sample_record(record: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str):
             shown[key] = _truncate(value)
         elif isinstance(value, list | dict):
-            shown[key] = _truncate(json.dumps(value, sort_keys=True, ensure_ascii=False))
-        else:
+            shown[key] = _truncate(_json(value))
+        elif value is None or isinstance(value, bool | int | float):
             shown[key] = value
+        else:
+            shown[key] = _truncate(str(value))
     return shown
 
 
@@ -473,6 +632,22 @@ def _delta(old: int | None, new: int | None) -> str:
     return f"{diff:+d}"
 
 
+def _thresholds_note() -> str:
+    return (
+        f"label share {SHARE_SHIFT_PP:g} pp, null rate {NULL_SHIFT_PP:g} pp, "
+        f"text length (p50/p90) {LENGTH_SHIFT_PCT:g}%, records {RECORDS_SHIFT_PCT:g}%"
+    )
+
+
+def _flag(text: str) -> str:
+    return f"**{FLAG_MARK} {text}**"
+
+
+def _listed(names: list[str], total: int) -> str:
+    shown = ", ".join(f"`{_md_code(n)}`" for n in names)
+    return shown + (f" (+{total - len(names)} more)" if total > len(names) else "")
+
+
 def _render_markdown(
     *,
     old_label: str,
@@ -482,6 +657,7 @@ def _render_markdown(
     old_files: dict[str, _FileInfo],
     new_files: dict[str, _FileInfo],
     tables: list[_TableDiff],
+    unreadable: list[_Unreadable],
     skipped_tables: list[str],
     charts: dict[str, list[Path]],
     samples: int,
@@ -494,6 +670,23 @@ def _render_markdown(
         lines += ["Versions: " + " -> ".join(shown), ""]
     if first_version:
         lines += [f"First version: there is no previous version to compare `{new_label}` with.", ""]
+
+    flags = [(diff.name, flag) for diff in tables for flag in diff.flags()]
+    if not first_version:
+        lines += ["## Flagged shifts", ""]
+        lines += [f"- {FLAG_MARK} `{_md_code(name)}`: {_md_cell(flag)}" for name, flag in flags] or [
+            "None beyond the thresholds."
+        ]
+        lines += ["", f"Thresholds: {_thresholds_note()}.", ""]
+    if unreadable or skipped_tables:
+        lines += ["## Not analysed", "", "| file | version | reason |", "|---|---|---|"]
+        lines += [f"| `{_md_code(u.name)}` | {u.version} | {_md_cell(u.reason)} |" for u in unreadable]
+        lines += [
+            f"| `{_md_code(name)}` | | more than {MAX_TABLES} tables: listed as a file only |"
+            for name in skipped_tables
+        ]
+        lines.append("")
+
     old_bytes = sum(info.size for info in old_files.values())
     new_bytes = sum(info.size for info in new_files.values())
     lines += [
@@ -514,7 +707,7 @@ def _render_markdown(
         for kind, name in changed_rows:
             old_info, new_info = old_files.get(name), new_files.get(name)
             lines.append(
-                f"| {kind} | `{_md_cell(name)}` "
+                f"| {kind} | `{_md_code(name)}` "
                 f"| {_human_bytes(old_info.size) if old_info else ''} "
                 f"| {_human_bytes(new_info.size) if new_info else ''} "
                 f"| {new_info.md5 if new_info else ''} |"
@@ -524,11 +717,6 @@ def _render_markdown(
 
     for diff in tables:
         lines += _render_table(diff, old_label, new_label, charts.get(diff.name, []), samples)
-    if skipped_tables:
-        lines += [
-            f"Not analysed (more than {MAX_TABLES} tables): " + ", ".join(f"`{n}`" for n in skipped_tables),
-            "",
-        ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -537,75 +725,111 @@ def _render_table(
 ) -> list[str]:
     old_n = diff.old.records if diff.old else None
     new_n = diff.new.records if diff.new else None
-    lines = [
-        f"## Table `{diff.name}`",
-        "",
-        f"Records: {old_n if old_n is not None else '-'} -> {new_n if new_n is not None else '-'}"
-        + (f" ({_delta(old_n, new_n)})" if old_n is not None and new_n is not None else ""),
-        "",
-    ]
-    old_cols = diff.old.columns if diff.old else {}
-    new_cols = diff.new.columns if diff.new else {}
-    lines += ["### Schema", "", f"| column | {old_label} | {new_label} | change |", "|---|---|---|---|"]
-    for col in sorted(set(old_cols) | set(new_cols)):
-        if col in diff.columns_added:
-            change = "added"
-        elif col in diff.columns_removed:
-            change = "removed"
-        elif col in diff.type_changes:
-            change = "type changed"
-        else:
-            change = ""
-        lines.append(
-            f"| `{_md_cell(col)}` | {old_cols[col].type if col in old_cols else ''} "
-            f"| {new_cols[col].type if col in new_cols else ''} | {change} |"
-        )
-    lines.append("")
-
+    records = f"Records: {old_n if old_n is not None else '-'} -> {new_n if new_n is not None else '-'}"
+    if old_n is not None and new_n is not None:
+        records += f" ({_delta(old_n, new_n)})"
+        if diff.records_shift():
+            records += " " + _flag(_fmt_change(old_n, new_n))
+    lines = [f"## Table `{diff.name}`", "", records, ""]
+    lines += _render_schema(diff, old_label, new_label)
     if diff.categorical:
-        lines += ["### Value counts", ""]
-        for col in diff.categorical:
-            old_seen, new_seen = _counted(diff.old, col), _counted(diff.new, col)
-            old_counts, new_counts = old_seen or Counter(), new_seen or Counter()
-            lines += [f"`{_md_cell(col)}`:", "", f"| value | {old_label} | {new_label} | change |"]
-            lines.append("|---|---:|---:|---|")
-            for value in _ordered_values(old_counts, new_counts):
-                old_c = old_counts.get(value, 0) if old_seen is not None else None
-                new_c = new_counts.get(value, 0) if new_seen is not None else None
-                note = ""
-                if old_seen is not None and new_seen is not None:
-                    note = "new value" if value not in old_seen else "gone" if value not in new_seen else ""
-                lines.append(
-                    f"| {_md_cell(value)} | {'' if old_c is None else old_c} "
-                    f"| {'' if new_c is None else new_c} | {note} |"
-                )
-            lines.append("")
-
-    if diff.text:
         lines += [
-            "### Text length (characters)",
+            "### Value counts",
             "",
-            f"| column | {old_label} p50/p90/p99 | {new_label} p50/p90/p99 |",
-            "|---|---|---|",
+            f"Shares are of each column's non-null values; {FLAG_MARK} marks a share that moved by "
+            f"{SHARE_SHIFT_PP:g} percentage points or more.",
+            "",
         ]
-        for col in diff.text:
-            old_p = _percentiles(old_cols[col].lengths) if col in old_cols else {}
-            new_p = _percentiles(new_cols[col].lengths) if col in new_cols else {}
-            lines.append(f"| `{_md_cell(col)}` | {_fmt_percentiles(old_p)} | {_fmt_percentiles(new_p)} |")
-        lines.append("")
-
+        for col in diff.categorical:
+            lines += _render_value_counts(diff, col, old_label, new_label)
+    if diff.text:
+        lines += _render_text_lengths(diff, old_label, new_label)
     for chart in charts:
         lines += [f"![Distributions of {diff.name}]({chart.name})", ""]
-
     if diff.new is not None and diff.new.samples:
         lines += [f"### Sample records ({new_label}, first {min(samples, len(diff.new.samples))})", ""]
         lines.append("```json")
-        lines += [
-            json.dumps(_sample_record(record), sort_keys=True, ensure_ascii=False)
-            for record in diff.new.samples
-        ]
+        lines += [_json(_sample_record(record)) for record in diff.new.samples]
         lines += ["```", ""]
     return lines
+
+
+def _render_schema(diff: _TableDiff, old_label: str, new_label: str) -> list[str]:
+    old_cols = diff.old.columns if diff.old else {}
+    new_cols = diff.new.columns if diff.new else {}
+    # Null-rate columns come after "change", so rows read "| col | old type | new type | change |".
+    lines = [
+        "### Schema",
+        "",
+        f"| column | {old_label} | {new_label} | change | {old_label} nulls | {new_label} nulls | null shift |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
+    for col in diff.columns():
+        change = next(
+            (
+                note
+                for note, cols in (
+                    ("added", diff.columns_added),
+                    ("removed", diff.columns_removed),
+                    ("type changed", diff.type_changes),
+                )
+                if col in cols
+            ),
+            "",
+        )
+        old_null, new_null = diff.null_rate(diff.old, col), diff.null_rate(diff.new, col)
+        shift = ""
+        if old_null is not None and new_null is not None and old_null != new_null:
+            shift = f"{new_null - old_null:+.1f} pp"
+            shift = _flag(shift) if diff.null_shift(col) else shift
+        lines.append(
+            f"| `{_md_code(col)}` | {old_cols[col].type if col in old_cols else ''} "
+            f"| {new_cols[col].type if col in new_cols else ''} | {change} "
+            f"| {_fmt_pct(old_null)} | {_fmt_pct(new_null)} | {shift} |"
+        )
+    return [*lines, ""]
+
+
+def _render_value_counts(diff: _TableDiff, col: str, old_label: str, new_label: str) -> list[str]:
+    old_seen, new_seen = _counted(diff.old, col), _counted(diff.new, col)
+    lines = [
+        f"`{_md_code(col)}`:",
+        "",
+        f"| value | {old_label} | {new_label} | change | {old_label} share | {new_label} share | share shift |",
+        "|---|---:|---:|---|---:|---:|---|",
+    ]
+    for share in diff.shares(col):
+        note = ""
+        if old_seen is not None and new_seen is not None:
+            note = (
+                "new value" if share.value not in old_seen else "gone" if share.value not in new_seen else ""
+            )
+        shift = "" if share.delta_pp is None else f"{share.delta_pp:+.1f} pp"
+        lines.append(
+            f"| {_md_cell(share.value)} | {'' if share.old_count is None else share.old_count} "
+            f"| {'' if share.new_count is None else share.new_count} | {note} "
+            f"| {_fmt_pct(share.old_pct)} | {_fmt_pct(share.new_pct)} | {_flag(shift) if share.flagged else shift} |"
+        )
+    return [*lines, ""]
+
+
+def _render_text_lengths(diff: _TableDiff, old_label: str, new_label: str) -> list[str]:
+    lines = [
+        "### Text length (characters)",
+        "",
+        f"| column | {old_label} p50/p90/p99 | {new_label} p50/p90/p99 | shift |",
+        "|---|---|---|---|",
+    ]
+    for col in diff.text:
+        old_p, new_p = diff.lengths(diff.old, col), diff.lengths(diff.new, col)
+        shift = ""
+        if old_p and new_p:
+            shift = ", ".join(f"{key} {_fmt_change(old_p[key], new_p[key])}" for key in ("p50", "p90"))
+            shift = _flag(shift) if diff.length_shift(col) else shift
+        lines.append(
+            f"| `{_md_code(col)}` | {_fmt_percentiles(old_p)} | {_fmt_percentiles(new_p)} | {shift} |"
+        )
+    return [*lines, ""]
 
 
 def _fmt_percentiles(values: dict[str, int]) -> str:
@@ -616,6 +840,213 @@ def _ordered_values(old: Counter[str], new: Counter[str]) -> list[str]:
     """Values by new count (then old count) descending, then by value: stable across runs."""
     values = set(old) | set(new)
     return sorted(values, key=lambda v: (-new.get(v, 0), -old.get(v, 0), _value_key(v)))
+
+
+# --------------------------------------------------------------------------------------------
+# Summary text and approval Markdown (both from the JSON summary alone)
+# --------------------------------------------------------------------------------------------
+
+
+def _files_headline(summary: dict[str, Any]) -> str:
+    files = summary["files"]
+    return (
+        f"{files['added']} added, {files['removed']} removed, {files['modified']} modified, "
+        f"{files['unchanged']} unchanged files ({_human_bytes(files['old_bytes'])} -> "
+        f"{_human_bytes(files['new_bytes'])})"
+    )
+
+
+def _records_phrase(table: dict[str, Any]) -> str:
+    old_n, new_n = table["old_records"], table["new_records"]
+    if old_n is None:
+        return f"{new_n} records (new table)"
+    if new_n is None:
+        return f"removed table (had {old_n} records)"
+    return f"{old_n} -> {new_n} records ({_delta(old_n, new_n)})"
+
+
+def _shares_phrase(counts: dict[str, int], limit: int = 5) -> str:
+    total = sum(counts.values())
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], _value_key(kv[0])))[:limit]
+    more = f" (+{len(counts) - limit} more)" if len(counts) > limit else ""
+    return ", ".join(f"{value} {_fmt_pct(_pct(n, total))}" for value, n in top) + more
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    old_label, new_label = _display_label(summary["old_label"]), _display_label(summary["new_label"])
+    head = f"Dataset review {old_label} -> {new_label}"
+    if summary["first_version"]:
+        head += " (first version)"
+    lines = [f"{head}: {_files_headline(summary)}."]
+    files = summary["files"]
+    listed = [
+        f"{kind}: {', '.join(names)}"
+        + (f" (+{files[kind] - len(names)} more)" if files[kind] > len(names) else "")
+        for kind, names in files["changed"].items()
+        if names and kind != "modified"
+    ]
+    if listed and not summary["first_version"]:
+        lines.append("Files " + "; ".join(listed) + ".")
+    for name, table in summary["tables"].items():
+        parts = [_records_phrase(table)]
+        if table["old_records"] is None:
+            # A first version has nothing to shift from: show what the labels look like.
+            parts += [
+                f"{col} {_shares_phrase(counts)}"
+                for col, counts in table.get("label_counts", {}).items()
+                if counts
+            ]
+        for col, change in table["label_changes"].items():
+            for kind in ("added", "removed"):
+                if change[kind]:
+                    shown = (_truncate(value, MAX_VALUE_CHARS) for value in change[kind])
+                    parts.append(f"{col} values {kind}: " + ", ".join(shown))
+        parts += [flag for flag in table["flags"] if not flag.startswith("records ")]
+        if table["old_records"] is not None and table["new_records"] is not None and len(parts) == 1:
+            parts.append("no shift beyond the thresholds")
+        lines.append(f"{name}: " + "; ".join(parts) + ".")
+    for item in summary["not_analysed"]:
+        lines.append(f"Not analysed: {item['file']} ({_display_label(item['version'])}): {item['reason']}")
+    if summary["tables_skipped"]:
+        lines.append(f"Not analysed: {summary['tables_skipped']} more tables (over {MAX_TABLES}).")
+    return "\n".join(lines)
+
+
+def _approval_label_table(
+    name: str, col: str, table: dict[str, Any], old_label: str, new_label: str
+) -> list[str]:
+    new_counts: dict[str, int] = table.get("label_counts", {}).get(col, {})
+    old_counts: dict[str, int] | None = table.get("old_label_counts", {}).get(col)
+    new_total, old_total = sum(new_counts.values()), sum((old_counts or {}).values())
+
+    def row_key(value: str) -> tuple[float, int, tuple[int, int, str]]:
+        moved = (
+            abs(_pct(new_counts.get(value, 0), new_total) - _pct(old_counts.get(value, 0), old_total))
+            if old_counts is not None
+            else 0.0
+        )
+        return (-moved, -new_counts.get(value, 0), _value_key(value))
+
+    values = sorted(set(new_counts) | set(old_counts or {}), key=row_key)
+    if old_counts is None:
+        lines = [f"| value | {new_label} |", "|---|---:|"]
+        for value in values[:APPROVAL_MAX_ROWS]:
+            n = new_counts.get(value, 0)
+            lines.append(f"| {_md_cell(value)} | {n} ({_fmt_pct(_pct(n, new_total))}) |")
+    else:
+        lines = [f"| value | {old_label} | {new_label} | shift |", "|---|---:|---:|---|"]
+        for value in values[:APPROVAL_MAX_ROWS]:
+            o, n = old_counts.get(value, 0), new_counts.get(value, 0)
+            delta = _pct(n, new_total) - _pct(o, old_total)
+            shift = f"{delta:+.1f} pp"
+            lines.append(
+                f"| {_md_cell(value)} | {o} ({_fmt_pct(_pct(o, old_total))}) "
+                f"| {n} ({_fmt_pct(_pct(n, new_total))}) "
+                f"| {_flag(shift) if abs(delta) >= SHARE_SHIFT_PP else shift} |"
+            )
+    if len(values) > APPROVAL_MAX_ROWS:
+        cells = " |" * (lines[0].count("|") - 2)
+        lines.append(f"| ... {len(values) - APPROVAL_MAX_ROWS} more values |{cells}")
+    return [f"**`{_md_code(name)}` `{_md_code(col)}`**", "", *lines]
+
+
+def render_approval_markdown(
+    summary: dict[str, Any], *, max_chars: int = APPROVAL_MAX_CHARS, full_review_url: str | None = None
+) -> str:
+    """Compact Markdown for an approval body, from `DatasetReview.summary` (or its XCom copy).
+
+    Flagged shifts first, then not-analysed files, a table of record counts and schema changes,
+    and the label tables (counts with shares). Sections that would go over `max_chars` are left
+    out and counted in a closing line that points at the full review (a link when
+    `full_review_url` is given, e.g. the operator's extra link or where the UI serves review.md).
+
+    Example::
+
+        ApprovalOperator(..., body="{{ ti.xcom_pull('review')['approval_markdown'] }}")
+    """
+    old_label, new_label = _display_label(summary["old_label"]), _display_label(summary["new_label"])
+    sections = [
+        _approval_intro(summary, old_label, new_label),
+        _approval_flags(summary),
+        _approval_not_analysed(summary),
+        _approval_tables(summary),
+    ]
+    # Label tables with a flagged share first: those are what the approver must look at.
+    label_tables = [
+        (not any(flag.startswith(f"{col} share ") for flag in table["flags"]), name, col)
+        for name, table in summary["tables"].items()
+        for col, counts in table.get("label_counts", {}).items()
+        if counts
+    ]
+    for _, name, col in sorted(label_tables):
+        sections.append(_approval_label_table(name, col, summary["tables"][name], old_label, new_label))
+
+    full = f"[full review]({full_review_url})" if full_review_url else "the full review"
+    closing = f"_Charts and sample records: {full}._"
+    body: list[str] = []
+    size = len(closing)
+    left_out = 0
+    for section in filter(None, sections):
+        text = "\n".join([*section, ""]) + "\n"
+        if size + len(text) > max_chars and body:
+            left_out += 1
+            continue
+        body.append(text)
+        size += len(text)
+    if left_out:
+        closing = f"_{left_out} more section(s) left out here; see {full} with charts._"
+    return "".join(body) + closing + "\n"
+
+
+def _approval_intro(summary: dict[str, Any], old_label: str, new_label: str) -> list[str]:
+    head = f"### Dataset review {old_label} -> {new_label}"
+    if summary["first_version"]:
+        head += " (first version)"
+    files = summary["files"]
+    lines = [head, "", _files_headline(summary) + "."]
+    for kind in ("added", "removed", "modified"):
+        names = files["changed"][kind]
+        if names and not (summary["first_version"] and kind == "added"):
+            lines.append(f"{kind.capitalize()}: {_listed(names, files[kind])}.")
+    return lines
+
+
+def _approval_flags(summary: dict[str, Any]) -> list[str]:
+    flags = [(name, flag) for name, table in summary["tables"].items() for flag in table["flags"]]
+    if not flags:
+        if summary["first_version"] or not summary["tables"]:
+            return []
+        return [f"No shift beyond the thresholds ({_thresholds_note()})."]
+    shown = flags[: MAX_LISTED * 2]
+    lines = [f"**{FLAG_MARK} Flagged shifts** ({_thresholds_note()}):", ""]
+    lines += [f"- `{_md_code(name)}`: {_md_cell(flag)}" for name, flag in shown]
+    if len(flags) > len(shown):
+        lines.append(f"- ... {len(flags) - len(shown)} more in the full review")
+    return lines
+
+
+def _approval_not_analysed(summary: dict[str, Any]) -> list[str]:
+    if not summary["not_analysed"] and not summary["tables_skipped"]:
+        return []
+    lines = ["**Not analysed:**", ""]
+    lines += [
+        f"- `{_md_code(item['file'])}` ({_display_label(item['version'])}): {_md_cell(item['reason'])}"
+        for item in summary["not_analysed"]
+    ]
+    if summary["tables_skipped"]:
+        lines.append(f"- {summary['tables_skipped']} more tables (over {MAX_TABLES})")
+    return lines
+
+
+def _approval_tables(summary: dict[str, Any]) -> list[str]:
+    if not summary["tables"]:
+        return []
+    lines = ["| table | records | schema changes |", "|---|---|---|"]
+    for name, table in summary["tables"].items():
+        schema = [f"+{c}" for c in table["columns_added"]] + [f"-{c}" for c in table["columns_removed"]]
+        schema += [f"{c} {a} -> {b}" for c, (a, b) in table["type_changes"].items()]
+        lines.append(f"| `{_md_code(name)}` | {_records_phrase(table)} | {_md_cell(', '.join(schema))} |")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -638,10 +1069,19 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _integer_y(ax: Any) -> None:
+def _integer_axis(axis: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _legend(ax: Any) -> None:
+    # Outside the plot, so it never covers a bar.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+
+
+def _tick(value: str, limit: int = 20) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _files_chart(path: Path, changes: dict[str, list[str]], old_label: str, new_label: str) -> Path:
@@ -652,7 +1092,7 @@ def _files_chart(path: Path, changes: dict[str, list[str]], old_label: str, new_
     bars = ax.bar(kinds, counts, color=["#2ca02c", "#d62728", "#ff7f0e", "#7f7f7f"])
     ax.bar_label(bars)
     ax.margins(y=0.15)
-    _integer_y(ax)
+    _integer_axis(ax.yaxis)
     ax.set_ylabel("files")
     ax.set_title(f"File changes {old_label} -> {new_label}")
     fig.tight_layout()
@@ -664,7 +1104,7 @@ def _table_chart(path: Path, diff: _TableDiff, old_label: str, new_label: str) -
     columns = columns[:MAX_CHART_COLUMNS]
     if not columns or diff.new is None:
         return None
-    fig = _new_figure(7.0, 3.0 * len(columns))
+    fig = _new_figure(8.5, 3.4 * len(columns))
     for index, (kind, col) in enumerate(columns, start=1):
         ax = fig.add_subplot(len(columns), 1, index)
         if kind == "counts":
@@ -676,37 +1116,83 @@ def _table_chart(path: Path, diff: _TableDiff, old_label: str, new_label: str) -
 
 
 def _bar_counts(ax: Any, diff: _TableDiff, col: str, old_label: str, new_label: str) -> None:
-    old_counts, new_counts = _counts(diff.old, col), _counts(diff.new, col)
-    values = _ordered_values(old_counts, new_counts)
-    xs = list(range(len(values)))
-    width = 0.4
-    if diff.old is not None:
-        ax.bar([x - width / 2 for x in xs], [old_counts.get(v, 0) for v in values], width, label=old_label)
-    ax.bar([x + width / 2 for x in xs], [new_counts.get(v, 0) for v in values], width, label=new_label)
+    shares = diff.shares(col)
+    has_old = diff.old is not None and any(s.old_count is not None for s in shares)
+    old_total = sum(s.old_count or 0 for s in shares)
+    new_total = sum(s.new_count or 0 for s in shares)
+    # Two versions of different size compare by share; counts would show the size change instead.
+    as_share = has_old and old_total != new_total
+    xs = list(range(len(shares)))
+    width = 0.4 if has_old else 0.6
+    series = [(new_label, NEW_COLOR, [s.new_pct if as_share else s.new_count for s in shares])]
+    if has_old:
+        series.insert(0, (old_label, OLD_COLOR, [s.old_pct if as_share else s.old_count for s in shares]))
+    for offset, (label, color, heights) in zip(
+        [-width / 2, width / 2] if has_old else [0.0], series, strict=True
+    ):
+        bars = ax.bar([x + offset for x in xs], [h or 0 for h in heights], width, label=label, color=color)
+        if len(shares) <= 8:
+            ax.bar_label(bars, fmt="%.1f%%" if as_share else "%d", fontsize=8)
     ax.set_xticks(xs)
-    ax.set_xticklabels([_truncate(v, 20) for v in values], rotation=30, ha="right")
-    _integer_y(ax)
-    ax.set_ylabel("records")
-    ax.set_title(f"{diff.name}: {col} value counts")
-    ax.legend()
+    ax.set_xticklabels([_tick(s.value) for s in shares], rotation=30, ha="right")
+    flagged = False
+    for tick, share in zip(ax.get_xticklabels(), shares, strict=True):
+        if share.flagged:
+            tick.set_color(FLAG_COLOR)
+            tick.set_fontweight("bold")
+            flagged = True
+    ax.margins(y=0.15)
+    if as_share:
+        ax.set_ylabel("share of values (%)")
+        title = f"{diff.name}: {col} shares ({old_label}: {old_total}, {new_label}: {new_total} values)"
+    else:
+        _integer_axis(ax.yaxis)
+        ax.set_ylabel("records")
+        title = f"{diff.name}: {col} value counts"
+    if flagged:
+        title += f"\nred: share moved >= {SHARE_SHIFT_PP:g} pp"
+    ax.set_title(title, fontsize=10)
+    _legend(ax)
 
 
 def _hist_lengths(ax: Any, diff: _TableDiff, col: str, old_label: str, new_label: str) -> None:
     series = []
-    if diff.old is not None and col in diff.old.columns:
-        series.append((old_label, diff.old.columns[col].lengths))
-    if diff.new is not None and col in diff.new.columns:
-        series.append((new_label, diff.new.columns[col].lengths))
-    everything = [n for _, lengths in series for n in lengths]
-    low, high = (min(everything), max(everything)) if everything else (0, 1)
-    bins = max(1, min(30, high - low + 1))
-    for label, lengths in series:
-        if lengths:
-            ax.hist(lengths, bins=bins, range=(low, max(high, low + 1)), alpha=0.5, label=label)
+    if diff.old is not None and col in diff.old.columns and diff.old.columns[col].lengths:
+        series.append((old_label, OLD_COLOR, diff.old.columns[col].lengths))
+    if diff.new is not None and col in diff.new.columns and diff.new.columns[col].lengths:
+        series.append((new_label, NEW_COLOR, diff.new.columns[col].lengths))
+    if not series:
+        ax.set_axis_off()
+        ax.set_title(f"{diff.name}: {col} length (no values)", fontsize=10)
+        return
+    everything = [n for _, _, lengths in series for n in lengths]
+    low, high = min(everything), max(everything)
+    # Whole-number bins: each bin covers the same number of characters.
+    step = max(1, math.ceil((high - low + 1) / 30))
+    edges = [low + i * step for i in range(math.ceil((high - low + 1) / step) + 1)]
+    as_share = len(series) == 2 and len(series[0][2]) != len(series[1][2])
+    weights = [[100.0 / len(lengths)] * len(lengths) if as_share else None for _, _, lengths in series]
+    # Side by side (one list per version), so neither version hides the other.
+    ax.hist(
+        [lengths for _, _, lengths in series],
+        bins=edges,
+        weights=weights if as_share else None,
+        color=[color for _, color, _ in series],
+        label=[f"{label} (p50 {_percentiles(lengths)['p50']})" for label, _, lengths in series],
+        rwidth=0.9,
+    )
+    for _, color, lengths in series:
+        ax.axvline(_percentiles(lengths)["p50"], color=color, linestyle="--", linewidth=1)
+    _integer_axis(ax.xaxis)
     ax.set_xlabel("characters")
-    ax.set_ylabel("records")
-    ax.set_title(f"{diff.name}: {col} length")
-    ax.legend()
+    if as_share:
+        ax.set_ylabel("share of values (%)")
+    else:
+        _integer_axis(ax.yaxis)
+        ax.set_ylabel("records")
+    flagged = " (shifted)" if diff.length_shift(col) else ""
+    ax.set_title(f"{diff.name}: {col} length{flagged}; dashed: p50", fontsize=10)
+    _legend(ax)
 
 
 # --------------------------------------------------------------------------------------------
@@ -726,7 +1212,8 @@ def review_datasets(
     """Compare `old_dir` (None for a first version) with `new_dir`; write review.md and PNGs to `out_dir`.
 
     Both may be folders or single files. Raises DatasetNotFoundError when a given path does
-    not exist, and DatasetFormatError when a tabular file cannot be parsed.
+    not exist, and DatasetFormatError when a record of the new version does not parse. Files
+    that cannot be analysed otherwise are listed in the review with the reason.
     """
     new_dir = Path(new_dir)
     out_dir = Path(out_dir)
@@ -758,15 +1245,11 @@ def review_datasets(
         "unchanged": sorted(n for n in both if old_files[n].md5 == new_files[n].md5),
     }
 
-    table_names = sorted(name for name in set(old_files) | set(new_files) if _is_tabular(name))
+    table_names = sorted(name for name in set(old_files) | set(new_files) if is_tabular(name))
     skipped_tables = table_names[MAX_TABLES:]
-    tables: list[_TableDiff] = []
-    for name in table_names[:MAX_TABLES]:
-        old_stats = _table_stats(old_files[name].path, samples) if name in old_files else None
-        new_stats = _table_stats(new_files[name].path, samples) if name in new_files else None
-        if old_stats is None and new_stats is None:
-            continue  # e.g. a .json that holds one document
-        tables.append(_compare_tables(name, old_stats, new_stats))
+    tables, unreadable = _read_tables(
+        table_names[:MAX_TABLES], old_files, new_files, samples, old_label, new_label
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     old_shown, new_shown = _display_label(old_label), _display_label(new_label)
@@ -791,6 +1274,7 @@ def review_datasets(
         old_files=old_files,
         new_files=new_files,
         tables=tables,
+        unreadable=unreadable,
         skipped_tables=skipped_tables,
         charts=charts,
         samples=samples,
@@ -798,6 +1282,7 @@ def review_datasets(
     markdown_path = out_dir / MARKDOWN_NAME
     markdown_path.write_text(markdown, encoding="utf-8")
 
+    table_summaries = {diff.name: diff.summary() for diff in tables}
     summary: dict[str, Any] = {
         "old_label": old_label,
         "new_label": new_label,
@@ -810,47 +1295,56 @@ def review_datasets(
             "new_bytes": sum(info.size for info in new_files.values()),
             "changed": {kind: changes[kind][:MAX_LISTED] for kind in ("added", "removed", "modified")},
         },
-        "tables": {diff.name: diff.summary() for diff in tables},
+        "tables": table_summaries,
         "tables_skipped": len(skipped_tables),
+        "not_analysed": [
+            {"file": u.name, "version": u.version, "reason": _truncate(u.reason, 300)} for u in unreadable
+        ],
+        "flags": [f"{name}: {flag}" for name, table in table_summaries.items() for flag in table["flags"]][
+            :MAX_FLAGS
+        ],
+        "thresholds": {
+            "share_pp": SHARE_SHIFT_PP,
+            "null_rate_pp": NULL_SHIFT_PP,
+            "text_length_pct": LENGTH_SHIFT_PCT,
+            "records_pct": RECORDS_SHIFT_PCT,
+        },
     }
     return DatasetReview(
         markdown_path=markdown_path,
         chart_paths=chart_paths,
         summary=summary,
-        summary_text=_summary_text(summary, tables),
+        summary_text=_summary_text(summary),
     )
 
 
-def _summary_text(summary: dict[str, Any], tables: list[_TableDiff]) -> str:
-    files = summary["files"]
-    old_label, new_label = _display_label(summary["old_label"]), _display_label(summary["new_label"])
-    head = f"Dataset review {old_label} -> {new_label}"
-    if summary["first_version"]:
-        head += " (first version)"
-    lines = [
-        f"{head}: {files['added']} added, {files['removed']} removed, {files['modified']} modified, "
-        f"{files['unchanged']} unchanged files ({_human_bytes(files['old_bytes'])} -> "
-        f"{_human_bytes(files['new_bytes'])})."
-    ]
-    for diff in tables:
-        table = summary["tables"][diff.name]
-        old_n, new_n = table["old_records"], table["new_records"]
-        if old_n is None:
-            parts = [f"{new_n} records (new table)"]
-        elif new_n is None:
-            parts = [f"removed table (had {old_n} records)"]
-        else:
-            parts = [f"{old_n} -> {new_n} records ({_delta(old_n, new_n)})"]
-        if table["columns_added"]:
-            parts.append("columns added: " + ", ".join(table["columns_added"]))
-        if table["columns_removed"]:
-            parts.append("columns removed: " + ", ".join(table["columns_removed"]))
-        for col, (old_t, new_t) in table["type_changes"].items():
-            parts.append(f"{col} type {old_t} -> {new_t}")
-        for col, change in table["label_changes"].items():
-            if change["added"]:
-                parts.append(f"{col} values added: " + ", ".join(change["added"]))
-            if change["removed"]:
-                parts.append(f"{col} values removed: " + ", ".join(change["removed"]))
-        lines.append(f"{diff.name}: " + "; ".join(parts) + ".")
-    return "\n".join(lines)
+def _read_tables(
+    names: Iterable[str],
+    old_files: dict[str, _FileInfo],
+    new_files: dict[str, _FileInfo],
+    samples: int,
+    old_label: str,
+    new_label: str,
+) -> tuple[list[_TableDiff], list[_Unreadable]]:
+    """Compare each table; one that either version could not be read for is reported instead."""
+    tables: list[_TableDiff] = []
+    unreadable: list[_Unreadable] = []
+    for name in names:
+        sides: dict[str, _TableStats | None] = {}
+        failed = False
+        for side, files, label in (("old", old_files, old_label), ("new", new_files, new_label)):
+            if name not in files:
+                sides[side] = None
+                continue
+            read = _read_table(
+                files[name].path, samples, name=name, version=label, under_review=side == "new"
+            )
+            if isinstance(read, _Unreadable):
+                unreadable.append(read)
+                failed = True
+                read = None
+            sides[side] = read
+        if failed or (sides["old"] is None and sides["new"] is None):
+            continue  # not comparable, or a .json holding one document on both sides
+        tables.append(_compare_tables(name, sides["old"], sides["new"]))
+    return tables, unreadable

@@ -51,6 +51,69 @@ class TritonInferenceError(TritonError):
         self.server_message = server_message
 
 
+# --- Triton model deployment (packaging, publishing, deploy/rollback, embedding client) ------
+
+__all__ += [
+    "TritonConfigError",
+    "TritonDeployError",
+    "TritonEmbeddingError",
+    "TritonModelNameError",
+    "TritonPackagingError",
+    "TritonPublishError",
+    "TritonSmokeTestError",
+    "TritonVersionError",
+]
+
+
+class TritonModelNameError(TritonError, ValueError):
+    """A model name that is not one safe directory of the model repository (``/``, ``..``)."""
+
+    def __init__(self, message: str, *, model_name: str = "") -> None:
+        super().__init__(message)
+        self.model_name = model_name
+
+
+class TritonVersionError(TritonError, ValueError):
+    """A model version that is not a positive integer, or one the repository does not hold."""
+
+
+class TritonConfigError(TritonError, ValueError):
+    """A generated or given model config fails offline validation; the message names the field."""
+
+
+class TritonPackagingError(TritonError):
+    """A model folder or manifest could not be packaged (missing files, export failure)."""
+
+
+class TritonPublishError(TritonError):
+    """Publishing into the model repository failed, or would overwrite a version with other content."""
+
+
+class TritonSmokeTestError(TritonError):
+    """A freshly loaded version answered the golden inputs with different outputs."""
+
+    def __init__(self, message: str, *, model_name: str = "", version: int = 0) -> None:
+        super().__init__(message)
+        self.model_name = model_name
+        self.version = version
+
+
+class TritonDeployError(TritonError):
+    """A deploy or rollback failed; the previously served version was kept serving."""
+
+    def __init__(
+        self, message: str, *, model_name: str = "", version: int = 0, server_message: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.model_name = model_name
+        self.version = version
+        self.server_message = server_message
+
+
+class TritonEmbeddingError(TritonError):
+    """The embedding model answered with an unexpected shape or dtype, or kept failing."""
+
+
 # --- DVC data versioning -------------------------------------------------------------------
 
 __all__ += [
@@ -69,13 +132,49 @@ __all__ += [
 
 
 class DvcError(LlmopsError):
-    """Something went wrong with a DVC project; ``repo``, ``rev`` and ``path`` say where."""
+    """Something went wrong with a DVC project; ``repo``, ``rev``, ``sha`` and ``path`` say where.
 
-    def __init__(self, message: str, *, repo: str = "", rev: str = "", path: str = "") -> None:
+    The message names what went wrong and what to do; the context is rendered from the fields,
+    so every error reads the same way::
+
+        DvcPathNotTrackedError("no data/x.dvc ...", repo="acme/datasets", rev="v1", sha="ddc1124e...")
+        # str(): "no data/x.dvc ... [repo acme/datasets, rev 'v1' (ddc1124ec9ba)]"
+    """
+
+    def __init__(self, message: str, *, repo: str = "", rev: str = "", path: str = "", sha: str = "") -> None:
         super().__init__(message)
+        self.message = message
         self.repo = repo
         self.rev = rev
         self.path = path
+        self.sha = sha
+
+    @property
+    def context(self) -> str:
+        """``repo R, rev 'v1' (ddc1124ec9ba), path 'data/train'``: the parts that are known."""
+        parts = [f"repo {self.repo}"] if self.repo else []
+        short = self.sha[:12]
+        rev_is_sha = bool(short) and (self.rev.startswith(short[:7]) or short.startswith(self.rev))
+        if short and self.rev and not rev_is_sha:
+            parts.append(f"rev {self.rev!r} ({short})")
+        elif self.rev or short:
+            parts.append(f"rev {self.rev or short!r}")  # the rev as the user wrote it
+        if self.path:
+            parts.append(f"path {self.path!r}")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.context}]" if self.context else self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only context survives pickling (Airflow sends task errors across processes).
+        return (_rebuild_dvc_error, (type(self), self.message, self.repo, self.rev, self.path, self.sha))
+
+
+def _rebuild_dvc_error(
+    cls: type[DvcError], message: str, repo: str, rev: str, path: str, sha: str
+) -> DvcError:
+    return cls(message, repo=repo, rev=rev, path=path, sha=sha)
 
 
 class DvcRevisionNotFoundError(DvcError):

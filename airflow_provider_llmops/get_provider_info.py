@@ -42,15 +42,22 @@ def get_provider_info() -> dict:
         "operators": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.operators.dvc"]},
             {"integration-name": "DeepSpeed", "python-modules": [f"{PACKAGE}.operators.deepspeed"]},
+            {
+                "integration-name": "Triton Inference Server",
+                "python-modules": [f"{PACKAGE}.operators.triton"],
+            },
         ],
         "sensors": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.sensors.dvc"]},
+            {"integration-name": "Triton Inference Server", "python-modules": [f"{PACKAGE}.sensors.triton"]},
         ],
         "triggers": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.triggers.dvc"]},
+            {"integration-name": "Triton Inference Server", "python-modules": [f"{PACKAGE}.triggers.triton"]},
         ],
         "asset-uris": [
-            {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.sanitize_uri"},
+            {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.dvc.sanitize_uri"},
+            {"schemes": ["triton"], "handler": f"{PACKAGE}.assets.triton.sanitize_uri"},
         ],
         "connection-types": [
             {

@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.reporting import REPO_ROOT, Result, Samples, report
 from dev.harness.dvc import dvc_env, make_dvc_project
 
-Samples = tuple[list[float], list[float]]
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET = 1.1
 
 
@@ -88,7 +87,8 @@ def bench_add_push(src: Path, work: Path, repeats: int) -> Samples:
         proj = _fresh_project(work, src, f"c{i}")
         code = (
             "from airflow_provider_llmops.hooks.dvc import DvcHook\n"
-            f"DvcHook(None, repo={str(proj.path)!r}).add_and_publish('data/ds', 'v1', 'v1')\n"
+            "from airflow_provider_llmops.utils.dvc_publish import DvcPublisher\n"
+            f"DvcPublisher(DvcHook(None, repo={str(proj.path)!r})).publish('data/ds', 'v1', 'v1')\n"
         )
         cand.append(_timed_in_worker(code, proj.path, env))
         assert len(proj.remote_objects()) == len(base_remote(work / f"b{i}")), "different pushes"
@@ -116,7 +116,8 @@ def bench_pull(src: Path, work: Path, repeats: int) -> Samples:
         dest = work / f"pull-c{i}" / "ds"
         code = (
             "from airflow_provider_llmops.hooks.dvc import DvcHook\n"
-            f"DvcHook(None, repo={str(proj.origin)!r}, clone_dir={str(work / f'clones{i}')!r})"
+            "from airflow_provider_llmops.utils.dvc_pull import DvcPuller\n"
+            f"DvcPuller(DvcHook(None, repo={str(proj.origin)!r}, clone_dir={str(work / f'clones{i}')!r}))"
             f".pull('data/ds', 'v1', {str(dest)!r})\n"
         )
         cand.append(_timed_in_worker(code, work, env))
@@ -124,19 +125,21 @@ def bench_pull(src: Path, work: Path, repeats: int) -> Samples:
     return base, cand
 
 
-def run_all(repeats: int = 3, quick: bool = False) -> dict[str, tuple[Samples, float, str]]:
-    """{name: ((baseline_seconds, candidate_seconds), target ratio, title)} for benchmarks/run.py."""
+def run_all(repeats: int = 3, quick: bool = False) -> dict[str, Result]:
+    """The suite's metrics for benchmarks/run.py."""
     with tempfile.TemporaryDirectory(prefix="bench-dvc-") as tmp:
         work = Path(tmp)
         os.environ.setdefault("DVC_NO_ANALYTICS", "1")
         src = _make_data(work, quick)
         return {
-            "dvc_add_push": (
+            "dvc_add_push": Result(
                 bench_add_push(src, work, repeats),
                 TARGET,
-                "DvcHook.add_and_publish vs dvc add+git commit/tag+dvc push+git push",
+                "DvcPublisher.publish vs dvc add+git commit/tag+dvc push+git push",
             ),
-            "dvc_pull": (bench_pull(src, work, repeats), TARGET, "DvcHook.pull vs git clone+dvc pull"),
+            "dvc_pull": Result(
+                bench_pull(src, work, repeats), TARGET, "DvcPuller.pull vs git clone+dvc pull"
+            ),
         }
 
 
@@ -147,10 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="5 MB + 200 files instead of 200 MB + 3000")
     args = parser.parse_args(argv)
-    from benchmarks.run import report
-
-    for name, (samples, target, title) in run_all(args.repeats, args.quick).items():
-        print(report(name, title, samples, target), flush=True)
+    for name, result in run_all(args.repeats, args.quick).items():
+        print(report(name, result.title, result.samples, result.target), flush=True)
     return 0
 
 

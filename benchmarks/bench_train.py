@@ -23,7 +23,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from benchmarks.run import REPO_ROOT, Samples
+from benchmarks.reporting import REPO_ROOT, Result, Samples, report
 
 TARGET_THROUGHPUT = 1 / 0.95
 STEPS = 30
@@ -166,21 +166,21 @@ def bench_launcher_overhead(root: Path, repeats: int) -> Samples:
     return base, cand
 
 
-def run_all(repeats: int = 3, quick: bool = False) -> dict[str, tuple[Samples, float, str]]:
-    """{name: ((baseline_seconds, candidate_seconds), target ratio, title)} for benchmarks/run.py."""
+def run_all(repeats: int = 3, quick: bool = False) -> dict[str, Result]:
+    """{metric: Result} for benchmarks/run.py (``--suite train``)."""
     repeats = 1 if quick else repeats
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         root = Path(tmp)
         return {
-            "train_throughput": (
+            "train_throughput": Result(
                 bench_throughput(root, repeats),
-                TARGET_THROUGHPUT,
+                round(TARGET_THROUGHPUT, 3),
                 "trainer vs plain DeepSpeed loop, seconds per sample (CPU, 2 ranks)",
             ),
-            "launcher_overhead": (
+            "launcher_overhead": Result(
                 bench_launcher_overhead(root, repeats),
-                float("inf"),
-                "local launcher (finished job) vs python noop.py; goal: < 2 s extra",
+                None,
+                "local launcher (finished job) vs python noop.py; goal: < 2 s extra (the delta)",
             ),
         }
 
@@ -322,10 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "gpu":
         return gpu_benchmark(args.seconds, args.seq, args.micro, args.peak_tflops)
-    from benchmarks.run import report
-
-    for name, (samples, target, title) in run_all(args.repeats, args.quick).items():
-        print(report(name, title, samples, target), flush=True)
+    for name, result in run_all(args.repeats, args.quick).items():
+        print(report(name, result.title, result.samples, result.target), flush=True)
     return 0
 
 

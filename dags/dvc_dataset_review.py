@@ -78,24 +78,46 @@ with DAG(
         "repo": Param(
             None,
             type=["null", "string"],
-            description=f"Git URL or local path of the DVC project; empty: the {DVC_CONN_ID} connection's",
+            title="DVC project",
+            description=f"Git URL or local path of the DVC project. Empty: the {DVC_CONN_ID} connection's.",
         ),
-        "path": Param("data/train", type="string", description="DVC-tracked path inside the repo"),
-        "rev": Param("main", type="string", description="Branch or tag to follow"),
+        "path": Param(
+            "data/train",
+            type="string",
+            minLength=1,
+            title="Dataset path",
+            description="The DVC-tracked folder or file, relative to the project root (e.g. data/train).",
+        ),
+        "rev": Param(
+            "main",
+            type="string",
+            minLength=1,
+            title="Branch to follow",
+            description="Branch whose tip is watched.",
+        ),
         "since_md5": Param(
             None,
             type=["null", "string"],
-            description="md5 already trained on; the sensor waits for a different one (empty: last run's)",
+            pattern=r"^[0-9a-f]{32}(\.dir)?$",
+            title="Already-trained version (md5)",
+            description=(
+                "Leave empty to wait for a version newer than the last successful run's. Otherwise the "
+                "DVC md5 of the version already trained on, as in the dataset's .dvc file: 32 hex "
+                "characters, ending in .dir for a folder. The sensor waits for any other md5."
+            ),
         ),
         "baseline_rev": Param(
             None,
             type=["null", "string"],
-            description="Revision to compare with; empty for the operator's default (previous version)",
+            title="Compare with (rev)",
+            description="Tag, branch or sha to review against. Empty: the version the last successful run reviewed.",
         ),
         "workdir": Param(
             "/tmp/airflow-llmops",  # noqa: S108 - example default; point it at a shared volume
             type="string",
-            description="Where pulled datasets and reviews are written",
+            minLength=1,
+            title="Work folder",
+            description="Where pulled datasets and reviews are written; use a volume the workers share.",
         ),
     },
 ) as dag:
@@ -135,9 +157,11 @@ with DAG(
     approve_dataset = ApprovalOperator(
         task_id="approve_dataset",
         subject="Train on {{ params.path }} @ {{ " + REVIEW + "['new_sha'][:12] }}?",
+        # Markdown: flagged shifts, record and schema changes, label shares; then where the full
+        # review (with its charts) was written.
         body=(
-            "{{ " + REVIEW + "['summary_text'] }}\n\n"
-            "Full review (Markdown and charts): `{{ " + REVIEW + "['markdown'] }}`"
+            "{{ " + REVIEW + "['approval_markdown'] }}\n\n"
+            "Full review (Markdown and charts) on the worker: `{{ " + REVIEW + "['markdown'] }}`"
         ),
         response_timeout=timedelta(days=3),
     )

@@ -31,10 +31,14 @@ pytest_plugins = [
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark everything under tests/integration as integration, and run unit tests first."""
+    """Mark the harness's own tests and tests/integration as integration; run unit tests first."""
     import pytest
 
+    def needs_servers(item: pytest.Item) -> bool:
+        path = str(item.path).replace("\\", "/")
+        return "tests/integration/" in path or "tests/harness/" in path
+
     for item in items:
-        if "tests/integration/" in str(item.path).replace("\\", "/"):
+        if needs_servers(item):
             item.add_marker(pytest.mark.integration)
-    items.sort(key=lambda item: "tests/integration/" in str(item.path).replace("\\", "/"))
+    items.sort(key=needs_servers)

@@ -6,6 +6,8 @@ importing this module (DAG parsing, the scheduler) stays light.
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -40,6 +42,10 @@ class TritonEndpoint:
     port: int
     grpc_port: int | None = None
     model_repository: str | None = None
+    tls_ca_file: str | None = None
+    tls_verify: bool = True
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -66,6 +72,17 @@ def _int_or_none(value: Any, field: str, conn_id: str) -> int | None:
         raise TritonConnectionError(
             f"Connection {conn_id!r}: {field} must be a port number, got {value!r}."
         ) from None
+
+
+def _bool(value: Any, field: str, conn_id: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise TritonConnectionError(f"Connection {conn_id!r}: {field} must be true or false, got {value!r}.")
 
 
 def parse_endpoint(
@@ -104,7 +121,43 @@ def parse_endpoint(
         port=resolved_port,
         grpc_port=_int_or_none(extra.get("grpc_port"), "extra grpc_port", conn_id),
         model_repository=extra.get("model_repository") or None,
+        tls_ca_file=extra.get("tls_ca_file") or None,
+        tls_verify=_bool(extra.get("tls_verify", True), "extra tls_verify", conn_id),
+        tls_cert_file=extra.get("tls_cert_file") or None,
+        tls_key_file=extra.get("tls_key_file") or None,
     )
+
+
+def connection_settings(
+    conn_id: str, conn: Any, timeout: float | None = None
+) -> tuple[TritonEndpoint, dict[str, str], float]:
+    """(endpoint, request headers, timeout) from an Airflow connection; shared by hook and trigger.
+
+    The headers carry the token (never logged): extra ``headers`` plus ``password`` as
+    ``Authorization: Bearer <password>`` or as the value of the header named by ``auth_header``.
+    """
+    extra = conn.extra_dejson or {}
+    endpoint = parse_endpoint(conn_id, conn.host, conn.port, conn.schema, extra)
+    extra_headers = extra.get("headers") or {}
+    if not isinstance(extra_headers, Mapping):
+        raise TritonConnectionError(
+            f"Connection {conn_id!r}: extra headers must be an object of header: value."
+        )
+    headers: dict[str, str] = {str(k): str(v) for k, v in extra_headers.items()}
+    if conn.password:
+        header = extra.get("auth_header")
+        if header:
+            headers[str(header)] = conn.password
+        else:
+            headers["Authorization"] = f"Bearer {conn.password}"
+    raw_timeout = timeout if timeout is not None else extra.get("timeout", DEFAULT_TIMEOUT)
+    try:
+        resolved = float(raw_timeout)
+    except (TypeError, ValueError):
+        raise TritonConnectionError(
+            f"Connection {conn_id!r}: extra timeout must be a number of seconds, got {raw_timeout!r}."
+        ) from None
+    return endpoint, headers, resolved
 
 
 class TritonHook(BaseHook):
@@ -114,7 +167,12 @@ class TritonHook(BaseHook):
     (``http``/``https``); optional ``password`` sent as a bearer token (or as the value of the
     header named by extra ``auth_header``, for Triton's ``--http-restricted-api``). Extras:
     ``grpc_port``, ``model_repository`` (the directory the server loads models from),
-    ``timeout`` (seconds).
+    ``timeout`` (seconds), ``headers`` (a dict of extra request headers), and for ``https``:
+    ``tls_ca_file`` (CA bundle), ``tls_verify`` (default true), ``tls_cert_file`` /
+    ``tls_key_file`` (client certificate). gRPC (``protocol="grpc"``, needs the ``[grpc]``
+    extra) uses the same TLS files and headers.
+
+    Each thread gets its own client (tritonclient's HTTP client is not thread-safe).
 
     Example::
 
@@ -142,30 +200,17 @@ class TritonHook(BaseHook):
         self._endpoint: TritonEndpoint | None = None
         self._headers: dict[str, str] | None = None
         self._resolved_timeout: float = DEFAULT_TIMEOUT
-        self._client: InferenceServerClient | None = None
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._clients_lock = threading.Lock()
 
     # -- connection ---------------------------------------------------------------------
 
     def _load_connection(self) -> None:
         conn = self.get_connection(self.triton_conn_id)
-        extra = conn.extra_dejson or {}
-        self._endpoint = parse_endpoint(self.triton_conn_id, conn.host, conn.port, conn.schema, extra)
-        headers: dict[str, str] = {}
-        if conn.password:
-            header = extra.get("auth_header")
-            if header:
-                headers[str(header)] = conn.password
-            else:
-                headers["Authorization"] = f"Bearer {conn.password}"
-        self._headers = headers
-        timeout = self._timeout if self._timeout is not None else extra.get("timeout", DEFAULT_TIMEOUT)
-        try:
-            self._resolved_timeout = float(timeout)
-        except (TypeError, ValueError):
-            raise TritonConnectionError(
-                f"Connection {self.triton_conn_id!r}: extra timeout must be a number of seconds, "
-                f"got {timeout!r}."
-            ) from None
+        self._endpoint, self._headers, self._resolved_timeout = connection_settings(
+            self.triton_conn_id, conn, self._timeout
+        )
 
     @property
     def endpoint(self) -> TritonEndpoint:
@@ -194,30 +239,81 @@ class TritonHook(BaseHook):
         return self._headers or None
 
     def get_conn(self) -> InferenceServerClient:
-        """Return a (cached) ``tritonclient.http.InferenceServerClient`` for this connection.
+        """Return this thread's (cached) ``tritonclient.http.InferenceServerClient`` for the connection.
 
         Example::
 
             client = TritonHook().get_conn()
             client.is_server_live()
         """
-        if self._client is None:
+        client = getattr(self._local, "http", None)
+        if client is None:
             import tritonclient.http as httpclient
 
             endpoint = self.endpoint
-            self._client = httpclient.InferenceServerClient(
+            tls: dict[str, Any] = {}
+            if endpoint.scheme == "https":
+                options: dict[str, Any] = {}
+                if endpoint.tls_ca_file:
+                    options["ca_certs"] = endpoint.tls_ca_file
+                if endpoint.tls_cert_file and endpoint.tls_key_file:
+                    options["certfile"] = endpoint.tls_cert_file
+                    options["keyfile"] = endpoint.tls_key_file
+                tls = {"ssl": True, "ssl_options": options or None}
+                if not endpoint.tls_verify:
+                    tls.update(insecure=True, ssl_context_factory=_unverified_context)
+            client = httpclient.InferenceServerClient(
                 url=endpoint.client_url,
-                ssl=endpoint.scheme == "https",
                 connection_timeout=self._resolved_timeout,
                 network_timeout=self._resolved_timeout,
+                **tls,
             )
-        return self._client
+            self._local.http = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    def get_grpc_conn(self) -> Any:
+        """This thread's ``tritonclient.grpc.InferenceServerClient`` (needs extra ``grpc_port``).
+
+        :raises TritonConnectionError: no grpc_port in the connection, or tritonclient[grpc] missing.
+        """
+        client = getattr(self._local, "grpc", None)
+        if client is None:
+            endpoint = self.endpoint
+            if not endpoint.grpc_url:
+                raise TritonConnectionError(
+                    f"Connection {self.triton_conn_id!r} has no grpc_port extra; set it to use protocol='grpc'."
+                )
+            try:
+                import tritonclient.grpc as grpcclient
+            except ImportError as err:
+                raise TritonConnectionError(
+                    "protocol='grpc' needs tritonclient's gRPC client: "
+                    "pip install 'airflow-provider-llmops[grpc]'."
+                ) from err
+            client = grpcclient.InferenceServerClient(
+                url=endpoint.grpc_url,
+                ssl=endpoint.scheme == "https",
+                root_certificates=endpoint.tls_ca_file,
+                private_key=endpoint.tls_key_file,
+                certificate_chain=endpoint.tls_cert_file,
+            )
+            self._local.grpc = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def close(self) -> None:
-        """Close the cached client, if any."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close every client this hook opened (in any thread)."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            try:
+                client.close()
+            except Exception:  # noqa: S110 - closing is best effort
+                pass
+        self._local = threading.local()
 
     @contextmanager
     def _reachable(self, doing: str) -> Iterator[None]:
@@ -262,11 +358,13 @@ class TritonHook(BaseHook):
 
     # -- model control (the server must run with --model-control-mode=explicit) ----------
 
-    def load_model(self, name: str, config: str | None = None) -> None:
+    def load_model(self, name: str, config: str | Mapping[str, Any] | None = None) -> None:
         """Load (or reload) model ``name`` from the server's model repository.
 
-        ``config`` optionally overrides ``config.pbtxt`` with a model config in **JSON**
-        (Triton's load API does not take pbtxt). Blocks until Triton has loaded the model.
+        ``config`` optionally overrides ``config.pbtxt`` with a model config in **JSON** (a
+        string or a dict; Triton's load API does not take pbtxt). Blocks until Triton has
+        loaded the model. With a ``version_policy`` in the override, versions already loaded
+        that stay in the policy keep serving while the new ones load.
 
         Example::
 
@@ -277,6 +375,8 @@ class TritonHook(BaseHook):
         """
         from tritonclient.utils import InferenceServerException
 
+        if config is not None and not isinstance(config, str):
+            config = json.dumps(config, sort_keys=True)
         try:
             self._call(f"loading model {name!r}", lambda c, **kw: c.load_model(name, config=config, **kw))
         except InferenceServerException as err:
@@ -335,6 +435,58 @@ class TritonHook(BaseHook):
         index = self._call("reading the repository index", lambda c, **kw: c.get_model_repository_index(**kw))
         return list(index or [])
 
+    def model_states(self, name: str) -> dict[int, dict[str, Any]]:
+        """``{version: {"state": ..., "reason": ...}}`` of model ``name`` from the repository index."""
+        states: dict[int, dict[str, Any]] = {}
+        for entry in self.repository_index():
+            version = str(entry.get("version") or "")
+            if entry.get("name") == name and version.isdigit():
+                states[int(version)] = {"state": entry.get("state", ""), "reason": entry.get("reason", "")}
+        return states
+
+    def loaded_versions(self, name: str) -> list[int]:
+        """The versions of ``name`` that are READY now, ascending."""
+        return sorted(v for v, s in self.model_states(name).items() if s["state"] == "READY")
+
+    def _read(self, doing: str, name: str, func: Callable[..., T]) -> T:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            return self._call(doing, func)
+        except InferenceServerException as err:
+            server_message = _server_text(err)
+            raise TritonInferenceError(
+                f"Triton at {self.base_url} failed {doing}: {server_message}\n"
+                f"Next: check that model {name!r} is loaded (repository_index()).",
+                model_name=name,
+                server_message=server_message,
+            ) from err
+
+    def model_metadata(self, name: str, version: str | int = "") -> dict[str, Any]:
+        """``GET /v2/models/<name>[/versions/<v>]``: versions, platform, inputs and outputs."""
+        return self._read(
+            f"reading the metadata of {name!r}",
+            name,
+            lambda c, **kw: c.get_model_metadata(name, model_version=str(version), **kw),
+        )
+
+    def model_config(self, name: str, version: str | int = "") -> dict[str, Any]:
+        """The config the server uses for ``name`` (Triton JSON form), including its version policy."""
+        return self._read(
+            f"reading the config of {name!r}",
+            name,
+            lambda c, **kw: c.get_model_config(name, model_version=str(version), **kw),
+        )
+
+    def model_statistics(self, name: str = "", version: str | int = "") -> list[dict[str, Any]]:
+        """Inference statistics (counts, queue/compute times) per model version; all models when empty."""
+        stats = self._read(
+            f"reading the statistics of {name or 'all models'!r}",
+            name,
+            lambda c, **kw: c.get_inference_statistics(model_name=name, model_version=str(version), **kw),
+        )
+        return list((stats or {}).get("model_stats", []))
+
     def _load_error(self, name: str, action: str, err: Exception) -> TritonModelLoadError:
         server_message = _server_text(err)
         where = (
@@ -358,9 +510,14 @@ class TritonHook(BaseHook):
         model_name: str,
         inputs: Mapping[str, np.ndarray],
         outputs: Sequence[str],
-        model_version: str = "",
+        model_version: str | int = "",
+        *,
+        protocol: str = "http",
     ) -> dict[str, np.ndarray]:
         """Run one inference request; return the requested outputs as numpy arrays.
+
+        ``protocol``: ``"http"`` (default) or ``"grpc"`` (needs the connection's ``grpc_port``
+        and the ``[grpc]`` extra).
 
         Each input's Triton datatype comes from its numpy dtype (``float32`` -> ``FP32``,
         ``object``/``bytes`` -> ``BYTES``); the shape is sent as is (add the batch dim yourself).
@@ -373,9 +530,20 @@ class TritonHook(BaseHook):
         :raises TritonInferenceError: Triton rejected the request; the message holds its error text.
         """
         import numpy as np
-        import tritonclient.http as httpclient
         from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+        if protocol == "grpc":
+            self.get_grpc_conn()  # a clear error when the port or the [grpc] extra is missing
+            import tritonclient.grpc as module
+
+            client_of: Callable[[], Any] = self.get_grpc_conn
+        elif protocol == "http":
+            import tritonclient.http as module  # type: ignore[no-redef]
+
+            client_of = self.get_conn
+        else:
+            raise TritonConnectionError(f"protocol must be 'http' or 'grpc', got {protocol!r}.")
+        binary = {"binary_data": True} if protocol == "http" else {}
         request_inputs = []
         for input_name, value in inputs.items():
             array = np.asarray(value)
@@ -386,17 +554,20 @@ class TritonHook(BaseHook):
                     "has no Triton datatype; cast it (e.g. to float32, int64 or bytes).",
                     model_name=model_name,
                 )
-            infer_input = httpclient.InferInput(input_name, list(array.shape), datatype)
-            infer_input.set_data_from_numpy(array, binary_data=True)
+            infer_input = module.InferInput(input_name, list(array.shape), datatype)
+            infer_input.set_data_from_numpy(array, **binary)
             request_inputs.append(infer_input)
-        requested = [httpclient.InferRequestedOutput(out, binary_data=True) for out in outputs]
+        requested = [module.InferRequestedOutput(out, **binary) for out in outputs]
+        headers = self._request_headers
         try:
-            result = self._call(
-                f"running inference on {model_name!r}",
-                lambda c, **kw: c.infer(
-                    model_name, request_inputs, model_version=model_version, outputs=requested, **kw
-                ),
-            )
+            with self._reachable(f"running inference on {model_name!r}"):
+                result = client_of().infer(
+                    model_name,
+                    request_inputs,
+                    model_version=str(model_version),
+                    outputs=requested,
+                    headers=headers,
+                )
         except InferenceServerException as err:
             server_message = _server_text(err)
             raise TritonInferenceError(
@@ -416,6 +587,52 @@ class TritonHook(BaseHook):
                 )
             arrays[out] = array
         return arrays
+
+    def infer_batched(
+        self,
+        model_name: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str],
+        *,
+        batch_size: int,
+        model_version: str | int = "",
+        protocol: str = "http",
+    ) -> dict[str, np.ndarray]:
+        """:meth:`infer` in requests of at most ``batch_size`` rows (axis 0), outputs concatenated.
+
+        Example::
+
+            out = hook.infer_batched("embedder", {"TEXT": texts}, ["EMBEDDING"], batch_size=32)
+        """
+        import numpy as np
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        arrays = {k: np.asarray(v) for k, v in inputs.items()}
+        rows = {len(a) for a in arrays.values()}
+        if len(rows) != 1:
+            raise TritonInferenceError(
+                f"Inputs for {model_name!r} have different numbers of rows: {_describe(arrays)}.",
+                model_name=model_name,
+            )
+        total = rows.pop()
+        parts: dict[str, list[np.ndarray]] = {out: [] for out in outputs}
+        for start in range(0, total, batch_size):
+            chunk = {k: a[start : start + batch_size] for k, a in arrays.items()}
+            result = self.infer(model_name, chunk, outputs, model_version=model_version, protocol=protocol)
+            for out in outputs:
+                parts[out].append(result[out])
+        return {out: np.concatenate(p) if p else np.zeros((0,)) for out, p in parts.items()}
+
+
+def _unverified_context(*_args: Any, **_kwargs: Any) -> Any:
+    """TLS without certificate checks (connection extra ``tls_verify: false``), for test servers."""
+    import gevent.ssl
+
+    context = gevent.ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = gevent.ssl.CERT_NONE
+    return context
 
 
 def _server_text(err: Exception) -> str:

@@ -8,23 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_llmops.assets import (
-    DEFAULT_CONN_ID,
-    check_path,
-    check_rendered_repo,
-    check_repo,
-    is_templated,
-    last_success_xcom,
-)
+from airflow_provider_llmops.assets.dvc import DEFAULT_CONN_ID
+from airflow_provider_llmops.utils.dvc_checks import check_dvc_fields
+from airflow_provider_llmops.utils.previous_run import last_success_xcom
+from airflow_provider_llmops.utils.templating import ValidateAfterRender
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.sdk import Context
+
+    from airflow_provider_llmops.utils.polling import TransientErrors
 
 __all__ = ["DvcUpdateSensor"]
 
 
-class DvcUpdateSensor(BaseSensorOperator):
+class DvcUpdateSensor(ValidateAfterRender, BaseSensorOperator):
     """Waits for a new md5 of `path` at the tip of `rev` (a branch) or the newest tag matching `tag_pattern`.
 
     :param path: tracked path inside the project.
@@ -35,6 +32,7 @@ class DvcUpdateSensor(BaseSensorOperator):
         successful run, else the md5 when waiting starts.
     :param repo: git URL or local path overriding the connection's ``repo`` extra; never with
         credentials in it (``https://token@...`` is refused: put them in the connection).
+    :param subdir: the DVC project's folder inside the git repository (monorepos).
     :param deferrable: wait in the triggerer (default) instead of occupying a worker slot.
     :param max_transient_errors: polls in a row that may fail with a transient error (git
         origin or DVC remote unreachable, git failing or timing out, OS error) before the wait
@@ -54,42 +52,47 @@ class DvcUpdateSensor(BaseSensorOperator):
         since_md5: str | None = None,
         dvc_conn_id: str = DEFAULT_CONN_ID,
         repo: str | None = None,
+        subdir: str | None = None,
         deferrable: bool = True,
         poke_interval: float = 60,
         timeout: float = 7 * 24 * 3600,
         max_transient_errors: int = 3,
         **kwargs: Any,
     ) -> None:
-        check_path(path)
-        if not is_templated(repo):
-            check_repo(repo)
+        self.path = path
+        self.rev = rev
+        self.tag_pattern = tag_pattern
+        self.since_md5 = since_md5
+        self.repo = repo
+        self.subdir = subdir
+        self._validate(rendered=False)
         if not isinstance(max_transient_errors, int) or max_transient_errors < 1:
             raise ValueError(f"max_transient_errors must be an int >= 1, got {max_transient_errors!r}")
-        if tag_pattern is not None and (not isinstance(tag_pattern, str) or not tag_pattern.strip()):
-            raise ValueError(f"tag_pattern must be a non-empty glob such as 'v*', got {tag_pattern!r}")
-        if not tag_pattern and rev is not None and (not isinstance(rev, str) or not rev.strip()):
-            raise ValueError(f"rev must be a branch name, got {rev!r}")
         if kwargs.get("mode") == "reschedule" and since_md5 is None:
             raise ValueError(
                 "mode='reschedule' forgets the md5 seen when waiting started; pass since_md5 or use "
                 "deferrable=True / mode='poke'"
             )
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
-        self.path = path
-        self.rev = rev
-        self.tag_pattern = tag_pattern
-        self.since_md5 = since_md5
         self.dvc_conn_id = dvc_conn_id
-        self.repo = repo
         self.deferrable = deferrable
         self.max_transient_errors = max_transient_errors
         self._baseline: str | None = since_md5
-        self._errors: Any = None  # TransientErrors of this try, made in execute()
+        self._errors: TransientErrors | None = None  # of this try, made in execute()
 
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """Render, then refuse a `repo` with credentials before Airflow stores the rendered fields."""
-        super().render_template_fields(context, jinja_env)
-        check_rendered_repo(self.repo)
+    def _validate(self, *, rendered: bool) -> None:
+        """The argument checks, as the DVC operators run them (see `DvcBaseOperator`)."""
+        check_dvc_fields(self, rendered=rendered, optional=("since_md5",))
+        if self.tag_pattern is not None and (
+            not isinstance(self.tag_pattern, str) or not self.tag_pattern.strip()
+        ):
+            raise ValueError(f"tag_pattern must be a non-empty glob such as 'v*', got {self.tag_pattern!r}")
+        if (
+            not self.tag_pattern
+            and self.rev is not None
+            and (not isinstance(self.rev, str) or not self.rev.strip())
+        ):
+            raise ValueError(f"rev must be a branch name, got {self.rev!r}")
 
     def _rev(self) -> str | None:
         """The branch to watch; None: the newest tag, or (no rev given) the connection's rev."""
@@ -103,10 +106,10 @@ class DvcUpdateSensor(BaseSensorOperator):
         if self._baseline is None:
             from airflow_provider_llmops.hooks.dvc import DvcHook
 
-            current = DvcHook(self.dvc_conn_id, repo=self.repo).current_version(
+            current = DvcHook(self.dvc_conn_id, repo=self.repo, subdir=self.subdir).current_version(
                 self.path, self._rev(), self.tag_pattern
             )
-            self._baseline = current["md5"] if current else None
+            self._baseline = current.md5 if current else None
             self.log.info("Waiting for %s to change from md5 %s", self.path, self._baseline)
         else:
             self.log.info(
@@ -114,14 +117,11 @@ class DvcUpdateSensor(BaseSensorOperator):
             )
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_provider_llmops.triggers.dvc import (
-            TRANSIENT_ERRORS,
-            TransientErrors,
-            check_for_update,
-        )
+        from airflow_provider_llmops.triggers.dvc import TRANSIENT_ERRORS, check_for_update
+        from airflow_provider_llmops.utils.polling import TransientErrors as Errors
 
         if self._errors is None:
-            self._errors = TransientErrors(self.max_transient_errors, self.log)
+            self._errors = Errors(self.max_transient_errors, self.log)
         try:
             found = check_for_update(
                 self.dvc_conn_id,
@@ -131,6 +131,7 @@ class DvcUpdateSensor(BaseSensorOperator):
                 self.tag_pattern,
                 self._baseline,
                 self.log,
+                subdir=self.subdir,
             )
         except TRANSIENT_ERRORS as err:
             self._errors.failed(err, repr(self.path))
@@ -143,10 +144,7 @@ class DvcUpdateSensor(BaseSensorOperator):
         )
         return PokeReturnValue(is_done=True, xcom_value=found)
 
-    def execute(self, context: Context) -> Any:
-        # Rendered values now: the same checks as at parse time, on what will actually be used.
-        check_path(self.path)
-        check_repo(self.repo)
+    def execute(self, context: Context) -> dict[str, Any] | None:
         self._errors = None
         self._init_baseline(context)
         if not self.deferrable:
@@ -164,6 +162,7 @@ class DvcUpdateSensor(BaseSensorOperator):
                 tag_pattern=self.tag_pattern,
                 dvc_conn_id=self.dvc_conn_id,
                 repo=self.repo,
+                subdir=self.subdir,
                 poke_interval=self.poke_interval,
                 timeout=self.timeout,
                 max_transient_errors=self.max_transient_errors,

@@ -144,12 +144,24 @@ def validate_ds_config(cfg: dict[str, Any], *, world_size: int, on_gpu: bool = T
     """Raise `TrainingConfigError` for a combination DeepSpeed cannot run; the message says the fix."""
     if not isinstance(cfg, dict):
         raise _err("", f"must be a JSON object, got {type(cfg).__name__}")
+    _check_precision(cfg, on_gpu)
+    _check_zero(cfg)
+    _check_batch(cfg, world_size)
+    clip = cfg.get("gradient_clipping", 0.0)
+    if not isinstance(clip, (int, float)) or clip < 0:
+        raise _err("gradient_clipping", f"must be a number >= 0, got {clip!r}")
+
+
+def _check_precision(cfg: dict[str, Any], on_gpu: bool) -> None:
     if _enabled(cfg, "fp16") and _enabled(cfg, "bf16"):
         raise _err("fp16/bf16", "fp16 and bf16 are both enabled; enable at most one of them")
     if not on_gpu and _enabled(cfg, "fp16"):
         raise _err(
             "fp16", "fp16 needs GPUs (DeepSpeed's CPU accelerator has no fp16 loss scaling); use bf16 or fp32"
         )
+
+
+def _check_zero(cfg: dict[str, Any]) -> None:
     zero = cfg.get("zero_optimization") or {}
     if not isinstance(zero, dict):
         raise _err("zero_optimization", "must be an object")
@@ -172,8 +184,10 @@ def validate_ds_config(cfg: dict[str, Any], *, world_size: int, on_gpu: bool = T
     for key in ("offload_param", "offload_optimizer"):
         if _device(zero.get(key)) == "nvme" and not zero[key].get("nvme_path"):
             raise _err(f"zero_optimization.{key}", "NVMe offload needs an nvme_path (a local NVMe mount)")
-    batch_keys = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps")
-    for key in batch_keys:
+
+
+def _check_batch(cfg: dict[str, Any], world_size: int) -> None:
+    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps"):
         value = cfg.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise _err(key, f"must be an integer >= 1, got {value!r}")
@@ -185,6 +199,3 @@ def validate_ds_config(cfg: dict[str, Any], *, world_size: int, on_gpu: bool = T
             f"{total!r} is not micro batch {micro} x gradient accumulation {accum} x world size "
             f"{world_size} = {micro * accum * world_size}; fix one of them or leave train_batch_size out",
         )
-    clip = cfg.get("gradient_clipping", 0.0)
-    if not isinstance(clip, (int, float)) or clip < 0:
-        raise _err("gradient_clipping", f"must be a number >= 0, got {clip!r}")

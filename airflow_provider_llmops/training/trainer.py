@@ -252,12 +252,53 @@ class _Progress:
 def train(pf: Preflight) -> dict[str, Any]:
     """Train to ``max_steps`` (resuming from the newest complete checkpoint); returns the manifest."""
     spec, store = pf.spec, pf.store
-    on_cpu = spec.resources.gpus_per_node == 0
+    wall0 = time.monotonic()
+    deepspeed, dist = _init_distributed(on_cpu=spec.resources.gpus_per_node == 0)
+    import torch
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if spec.resources.gpus_per_node:
+        torch.cuda.set_device(local_rank)
+    torch.manual_seed(spec.seed)
+    task: Any = _CausalTask(spec) if spec.task == "causal_lm" else _EmbeddingTask(spec)
+    model = task.load_model()
+    engine, *_ = deepspeed.initialize(
+        model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=pf.ds_config
+    )
+    work = Path(tempfile.mkdtemp(prefix="llmops-train-"))
+    state, resumed_from = _resume(engine, pf, work, local_rank, dist)
+    ctx = _Ranks(rank=rank, world=world, local_rank=local_rank, dist=dist, work=work)
+    run_samples, run_tokens = _train_steps(engine, task, pf, state, ctx)
+    run_seconds = time.monotonic() - wall0
+    fp32 = _fp32_state_dict(engine, store, state.step, work, rank, dist)
+    manifest: dict[str, Any] = {}
+    if rank == 0:
+        manifest = _finish(
+            spec, pf, task, fp32, state, resumed_from, run_samples, run_tokens, run_seconds, work
+        )
+    dist.barrier()
+    shutil.rmtree(work, ignore_errors=True)
+    dist.destroy_process_group()
+    return manifest
+
+
+@dataclass
+class _Ranks:
+    """Where this process sits in the job, and the process group it talks through."""
+
+    rank: int
+    world: int
+    local_rank: int
+    dist: Any
+    work: Path
+
+
+def _init_distributed(*, on_cpu: bool) -> tuple[Any, Any]:
+    """(deepspeed, torch.distributed) with the process group formed: gloo on CPU, NCCL on GPUs."""
     if on_cpu:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    wall0 = time.monotonic()
     import deepspeed
-    import torch
     import torch.distributed as dist
 
     if on_cpu and os.environ.get("LLMOPS_DS_SHM_COMM") != "1":
@@ -268,35 +309,38 @@ def train(pf: Preflight) -> dict[str, Any]:
         deepspeed.ops.__compatible_ops__[ShareMemCommBuilder.NAME] = False
     timeout = timedelta(seconds=int(os.environ.get("LLMOPS_DIST_TIMEOUT_S", "1800")))
     deepspeed.init_distributed(dist_backend="gloo" if on_cpu else "nccl", timeout=timeout)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if not on_cpu:
-        torch.cuda.set_device(local_rank)
-    torch.manual_seed(spec.seed)
-    task: Any = _CausalTask(spec) if spec.task == "causal_lm" else _EmbeddingTask(spec)
-    model = task.load_model()
-    engine, *_ = deepspeed.initialize(
-        model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=pf.ds_config
-    )
-    spec_hash = spec.spec_hash()
-    work = Path(tempfile.mkdtemp(prefix="llmops-train-"))
-    state = TrainState()
-    steps = store.complete_steps()
-    resumed_from = 0
-    if steps:
-        resumed_from = steps[-1]
-        load_dir = _checkpoint_dir_for_load(store, resumed_from, work, local_rank, dist)
-        _, client = engine.load_checkpoint(
-            load_dir, tag=step_tag(resumed_from), load_optimizer_states=True, load_lr_scheduler_states=True
-        )
-        state = TrainState(**client["llmops"])
-        if rank == 0:
-            say(f"resuming from checkpoint {step_tag(resumed_from)} (step {state.step}/{spec.max_steps})")
-    elif rank == 0:
-        say(
-            f"starting {spec.task} run {spec.name} (spec {spec_hash}), {world} process(es), {len(pf.rows)} rows"
-        )
+    return deepspeed, dist
 
+
+def _resume(engine: Any, pf: Preflight, work: Path, local_rank: int, dist: Any) -> tuple[TrainState, int]:
+    """(state, step resumed from): the newest complete checkpoint's, or a fresh start (0)."""
+    spec, store = pf.spec, pf.store
+    rank = dist.get_rank()
+    steps = store.complete_steps()
+    if not steps:
+        if rank == 0:
+            say(
+                f"starting {spec.task} run {spec.name} (spec {spec.spec_hash()}), {dist.get_world_size()} "
+                f"process(es), {len(pf.rows)} rows"
+            )
+        return TrainState(), 0
+    resumed_from = steps[-1]
+    load_dir = _checkpoint_dir_for_load(store, resumed_from, work, local_rank, dist)
+    _, client = engine.load_checkpoint(
+        load_dir, tag=step_tag(resumed_from), load_optimizer_states=True, load_lr_scheduler_states=True
+    )
+    state = TrainState(**client["llmops"])
+    if rank == 0:
+        say(f"resuming from checkpoint {step_tag(resumed_from)} (step {state.step}/{spec.max_steps})")
+    return state, resumed_from
+
+
+def _train_steps(engine: Any, task: Any, pf: Preflight, state: TrainState, ctx: _Ranks) -> tuple[int, int]:
+    """Optimizer steps from ``state.step`` to ``max_steps``, checkpointing; (samples, tokens) of this run."""
+    import torch
+
+    spec, store = pf.spec, pf.store
+    rank, world, local_rank, dist, work = ctx.rank, ctx.world, ctx.local_rank, ctx.dist, ctx.work
     micro = pf.ds_config["train_micro_batch_size_per_gpu"]
     accum = pf.ds_config["gradient_accumulation_steps"]
     global_batch = micro * accum * world
@@ -353,18 +397,7 @@ def train(pf: Preflight) -> dict[str, Any]:
                 state.train_seconds += time.monotonic() - t_train
                 t_train = time.monotonic()
                 _save_checkpoint(engine, store, state, spec, work, rank, local_rank, dist)
-    run_seconds = time.monotonic() - wall0
-    final = state.step
-    fp32 = _fp32_state_dict(engine, store, final, work, rank, dist)
-    manifest: dict[str, Any] = {}
-    if rank == 0:
-        manifest = _finish(
-            spec, pf, task, fp32, state, resumed_from, run_samples, run_tokens, run_seconds, work
-        )
-    dist.barrier()
-    shutil.rmtree(work, ignore_errors=True)
-    dist.destroy_process_group()
-    return manifest
+    return run_samples, run_tokens
 
 
 def _checkpoint_dir_for_load(store: OutputStore, step: int, work: Path, local_rank: int, dist: Any) -> str:

@@ -23,8 +23,10 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_llmops.assets import DEFAULT_CONN_ID, check_path, check_repo
+from airflow_provider_llmops.assets.dvc import DEFAULT_CONN_ID
 from airflow_provider_llmops.exceptions import DvcCommandError, DvcRemoteError
+from airflow_provider_llmops.utils.dvc_checks import check_path, check_repo
+from airflow_provider_llmops.utils.polling import TransientErrors
 
 # Errors a later poll may not see again: retried up to `max_transient_errors` times in a row.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (DvcRemoteError, DvcCommandError, OSError)
@@ -41,6 +43,8 @@ def check_for_update(
     tag_pattern: str | None,
     since_md5: str | None,
     log: Any = None,
+    *,
+    subdir: str | None = None,
 ) -> dict[str, Any] | None:
     """The current {rev, sha, md5} when its md5 differs from `since_md5`, else None (blocking).
 
@@ -48,8 +52,8 @@ def check_for_update(
     """
     from airflow_provider_llmops.hooks.dvc import DvcHook
 
-    current = DvcHook(dvc_conn_id, repo=repo).current_version(path, rev, tag_pattern)
-    if current is None:
+    version = DvcHook(dvc_conn_id, repo=repo, subdir=subdir).current_version(path, rev, tag_pattern)
+    if version is None:
         where = (
             f"the newest tag matching {tag_pattern!r}"
             if tag_pattern
@@ -62,35 +66,14 @@ def check_for_update(
             where,
         )
         return None
-    if current["md5"] == since_md5:
+    if version.md5 == since_md5:
         return None
-    return current
+    return {"rev": version.rev, "sha": version.sha, "md5": version.md5}
 
 
-class TransientErrors:
-    """Counts consecutive transient poll failures; raises the last one when there are too many."""
-
-    def __init__(self, limit: int, log: Any) -> None:
-        self.limit = limit
-        self.count = 0
-        self.log = log
-
-    def ok(self) -> None:
-        self.count = 0
-
-    def failed(self, err: BaseException, what: str) -> None:
-        """Warn about `err`; re-raise it when it is the `limit`-th transient failure in a row."""
-        self.count += 1
-        if self.count >= self.limit:
-            raise err
-        self.log.warning(
-            "Polling %s failed (%d of %d tolerated in a row), retrying at the next poll: %s: %s",
-            what,
-            self.count,
-            self.limit - 1,
-            type(err).__name__,
-            err,
-        )
+def _check_max_transient_errors(value: Any) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_transient_errors must be an int >= 1, got {value!r}")
 
 
 class DvcUpdateTrigger(BaseTrigger):
@@ -108,13 +91,14 @@ class DvcUpdateTrigger(BaseTrigger):
         poke_interval: float = 60.0,
         timeout: float | None = None,
         max_transient_errors: int = DEFAULT_MAX_TRANSIENT_ERRORS,
+        subdir: str | None = None,
     ) -> None:
         super().__init__()
         check_path(path)
         check_repo(repo)
-        if not isinstance(max_transient_errors, int) or max_transient_errors < 1:
-            raise ValueError(f"max_transient_errors must be an int >= 1, got {max_transient_errors!r}")
+        _check_max_transient_errors(max_transient_errors)
         self.max_transient_errors = max_transient_errors
+        self.subdir = subdir
         self.path = path
         self.since_md5 = since_md5
         self.rev = rev
@@ -137,6 +121,8 @@ class DvcUpdateTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "timeout": self.timeout,
                 "max_transient_errors": self.max_transient_errors,
+                # New kwargs appear only when set, so triggers serialized by older versions match.
+                **({"subdir": self.subdir} if self.subdir else {}),
             },
         )
 
@@ -163,6 +149,7 @@ class DvcUpdateTrigger(BaseTrigger):
                         self.tag_pattern,
                         self.since_md5,
                         self.log,
+                        subdir=self.subdir,
                     )
                     errors.ok()
                 except TRANSIENT_ERRORS as err:

@@ -14,16 +14,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["MIN_SECRET_CHARS", "URL_USERINFO_RE", "mask_secrets", "redact", "strip_userinfo", "url_secrets"]
 
-# Shorter values are not registered or replaced: masking "a" or "no" would garble every log line
-# (Airflow's masker refuses them too, with a warning per value).
-MIN_SECRET_CHARS = 4
+# Shorter values are not replaced: redacting "a" or "no" would garble every message.
+MIN_SECRET_CHARS = 3
 # `scheme://userinfo@` anywhere in a text (git, DVC and HTTP clients quote URLs in their errors).
 URL_USERINFO_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
 
 
-def _usable(values: Iterable[str | None]) -> list[str]:
+def _usable(values: Iterable[str | None], min_chars: int = MIN_SECRET_CHARS) -> list[str]:
     """Distinct non-trivial values, longest first (so a secret containing another is replaced whole)."""
-    return sorted({v for v in values if v and len(v) >= MIN_SECRET_CHARS}, key=len, reverse=True)
+    return sorted({v for v in values if v and len(v) >= min_chars}, key=len, reverse=True)
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
@@ -52,11 +51,15 @@ def url_secrets(url: str) -> list[str]:
 
 
 def mask_secrets(values: Iterable[str | None]) -> list[str]:
-    """Register the non-trivial values with Airflow's secrets masker; returns them (longest first)."""
-    usable = _usable(values)
-    if usable:
-        from airflow.sdk.log import mask_secret
+    """Register values with Airflow's secrets masker; returns those registered (longest first).
 
-        for value in usable:
-            mask_secret(value)
+    Values shorter than Airflow's ``[logging] min_length_masked_secret`` are skipped here: the
+    masker would refuse them anyway, with a warning in the task log for each.
+    """
+    from airflow.sdk.configuration import conf
+    from airflow.sdk.log import mask_secret
+
+    usable = _usable(values, conf.getint("logging", "min_length_masked_secret", fallback=5))
+    for value in usable:
+        mask_secret(value)
     return usable

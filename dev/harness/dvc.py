@@ -95,6 +95,15 @@ class DvcProject:
     remote_name: str = DEFAULT_REMOTE
     branch: str = "main"
     env: dict[str, str] = field(default_factory=dict)
+    subdir: str = ""  # the DVC project's folder inside the git working copy (`dvc init --subdir`)
+
+    @property
+    def dvc_root(self) -> Path:
+        return self.path / self.subdir if self.subdir else self.path
+
+    def git_rel(self, rel: str) -> str:
+        """`rel` of the DVC project as git names it."""
+        return f"{self.subdir}/{rel}" if self.subdir else rel
 
     # -- plain commands -------------------------------------------------------------------
     def git(self, *args: str, env: Mapping[str, str] | None = None, check: bool = True) -> str:
@@ -103,13 +112,13 @@ class DvcProject:
 
     def dvc(self, *args: str, check: bool = True) -> str:
         """The `dvc` CLI (about 1.5 s of start-up per call; `repo()` is faster for bulk work)."""
-        return run([_dvc_bin(), *args], cwd=self.path, env=self.env, check=check).stdout.strip()
+        return run([_dvc_bin(), *args], cwd=self.dvc_root, env=self.env, check=check).stdout.strip()
 
     def repo(self) -> Repo:
         """A fresh in-process `dvc.repo.Repo` for this project (close it, or use `with`)."""
         from dvc.repo import Repo
 
-        return Repo(str(self.path))
+        return Repo(str(self.dvc_root))
 
     # -- state queries used by assertions -------------------------------------------------
     def head(self) -> str:
@@ -136,7 +145,7 @@ class DvcProject:
         return {str(p.relative_to(self.remote)) for p in self.remote.rglob("*") if p.is_file()}
 
     def cache_dir(self) -> Path:
-        return self.path / ".dvc" / "cache"
+        return self.dvc_root / ".dvc" / "cache"
 
     def snapshot(self) -> dict[str, object]:
         """HEAD, tags, origin refs and remote objects: compare before/after a failing call."""
@@ -152,13 +161,13 @@ class DvcProject:
         """The md5 recorded in `<rel>.dvc` at `rev`."""
         import yaml
 
-        meta = yaml.safe_load(self.git("show", f"{rev}:{rel}.dvc"))
+        meta = yaml.safe_load(self.git("show", f"{rev}:{self.git_rel(rel)}.dvc"))
         return str(meta["outs"][0]["md5"])
 
     # -- writing data ---------------------------------------------------------------------
     def write_files(self, rel: str, files: Mapping[str, str | bytes], clear: bool = True) -> Path:
         """Write `files` (relative name -> content) under the workspace folder `rel`."""
-        target = self.path / rel
+        target = self.dvc_root / rel
         if clear and target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         target.mkdir(parents=True, exist_ok=True)
@@ -209,23 +218,30 @@ class DvcProject:
         if files is not None:
             self.write_files(rel, files)
         with self.repo() as repo:
-            repo.add(str(self.path / rel))
-        parent = str(Path(rel).parent)
+            repo.add(str(self.dvc_root / rel))
+        parent = str(Path(self.git_rel(rel)).parent)
         gitignore = ".gitignore" if parent == "." else f"{parent}/.gitignore"
         sha = self.commit(
-            message or f"dataset {rel} {tag or ''}".strip(), [f"{rel}.dvc", gitignore], date, author
+            message or f"dataset {rel} {tag or ''}".strip(),
+            [f"{self.git_rel(rel)}.dvc", gitignore],
+            date,
+            author,
         )
         if tag:
             self.git("tag", tag)
         if push:
             with self.repo() as repo:
-                repo.push([str(self.path / rel)], remote=self.remote_name)
+                repo.push([str(self.dvc_root / rel)], remote=self.remote_name)
             self.git("push", "-q", "origin", self.branch, *([tag] if tag else []))
         return sha
 
 
-def make_dvc_project(root: Path, name: str = "project") -> DvcProject:
-    """Create bare origin, local DVC remote and a working copy with `dvc init` and one commit."""
+def make_dvc_project(root: Path, name: str = "project", subdir: str = "") -> DvcProject:
+    """Create bare origin, local DVC remote and a working copy with `dvc init` and one commit.
+
+    With `subdir` the DVC project is a folder of the git working copy (`dvc init --subdir`), as
+    in a monorepo.
+    """
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     site_cache = root / "site-cache"
@@ -237,7 +253,9 @@ def make_dvc_project(root: Path, name: str = "project") -> DvcProject:
     remote.mkdir(exist_ok=True)
     run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], cwd=root, env=env)
     run(["git", "init", "-q", "-b", "main", str(path)], cwd=root, env=env)
-    proj = DvcProject(root=root, path=path, origin=origin, remote=remote, site_cache=site_cache, env=env)
+    proj = DvcProject(
+        root=root, path=path, origin=origin, remote=remote, site_cache=site_cache, env=env, subdir=subdir
+    )
     proj.git("config", "user.name", GIT_USER)
     proj.git("config", "user.email", GIT_EMAIL)
     proj.git("config", "commit.gpgsign", "false")
@@ -245,15 +263,18 @@ def make_dvc_project(root: Path, name: str = "project") -> DvcProject:
     proj.git("remote", "add", "origin", str(origin))
     from dvc.repo import Repo
 
-    with Repo.init(str(path)) as repo, repo.config.edit() as conf:
+    proj.dvc_root.mkdir(parents=True, exist_ok=True)
+    with Repo.init(str(proj.dvc_root), subdir=bool(subdir)) as repo, repo.config.edit() as conf:
         conf["core"]["analytics"] = False
         conf["core"]["remote"] = DEFAULT_REMOTE
         conf["remote"][DEFAULT_REMOTE] = {"url": str(remote)}
-    with Repo(str(path)).config.edit("local") as conf:
+    with Repo(str(proj.dvc_root)).config.edit("local") as conf:
         # Keep DVC's per-user state out of the user's home: inside the throwaway tree.
         conf["core"]["site_cache_dir"] = str(site_cache)
     proj.commit(
-        "Initialise DVC project", [".dvc", ".dvcignore"], date=datetime(2024, 1, 1, tzinfo=timezone.utc)
+        "Initialise DVC project",
+        [proj.git_rel(".dvc"), proj.git_rel(".dvcignore")],
+        date=datetime(2024, 1, 1, tzinfo=timezone.utc),
     )
     proj.git("push", "-q", "origin", "main")
     return proj

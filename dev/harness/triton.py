@@ -33,6 +33,7 @@ CLI: ``python -m dev.harness triton [--model-repository DIR] [--demo-model NAME]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -196,6 +197,47 @@ def ensure_model_env(work_dir: Path | None = None) -> Path:
             _run([*download, *MODEL_ENV_PACKAGES], "downloading the model venv's wheels (needs PyPI)")
             _run([*install, *MODEL_ENV_PACKAGES], "installing the model venv")
         marker.write_text(want)
+    return env
+
+
+def install_model_requirements(requirements: Path | str, work_dir: Path | None = None) -> Path:
+    """Install a packaged model's ``requirements.txt`` into the model venv (once per content).
+
+    The venv keeps ``MODEL_ENV_PACKAGES`` (numpy 1.x) as a constraint, so a requirement cannot
+    pull numpy 2 in. Python-backend models import these at load time, so installing after the
+    server started is fine. Wheels are cached in ``CACHE_DIR/wheels`` for offline reruns.
+
+    Example::
+
+        install_model_requirements(package_dir / "requirements.txt")
+    """
+    import hashlib
+
+    env = ensure_model_env(work_dir)
+    text = Path(requirements).read_text()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    marker = env / f".llmops-req-{digest}"
+    if marker.is_file():
+        return env
+    with file_lock((work_dir or WORK_DIR) / ".triton-pyenv.lock"):
+        if marker.is_file():
+            return env
+        constraints = env / ".llmops-constraints.txt"
+        constraints.write_text("\n".join(MODEL_ENV_PACKAGES) + "\n")
+        wheels = CACHE_DIR / "wheels" / "model-env"
+        wheels.mkdir(parents=True, exist_ok=True)
+        base = [*PIP, "--python", str(env / "bin" / "python3")]
+        offline = [*base, "install", "--quiet", "--no-index", "--find-links", str(wheels)]
+        args = ["-c", str(constraints), "-r", str(requirements)]
+        try:
+            _run([*offline, *args], "installing the model requirements from cached wheels")
+        except HarnessError:
+            _run(
+                [*PIP, "download", "--quiet", "--only-binary=:all:", "-d", str(wheels), *args],
+                "downloading the model requirements' wheels (needs PyPI)",
+            )
+            _run([*offline, *args], "installing the model requirements into the model venv")
+        marker.write_text(text)
     return env
 
 
@@ -410,14 +452,32 @@ def heal_failed_models(
     )
     healed: list[str] = []
     try:
-        for model in client.get_model_repository_index():
+        index = client.get_model_repository_index()
+        failed_versions: dict[str, set[int]] = {}
+        for model in index:
             name = model["name"]
             failed = model.get("state") == "UNAVAILABLE" and model.get("reason") not in (None, "", "unloaded")
-            if not failed or (names is not None and name not in names):
-                continue
+            if failed and (names is None or name in names):
+                failed_versions.setdefault(name, set())
+        for model in index:
+            version = str(model.get("version") or "1")
+            if model["name"] in failed_versions and version.isdigit():
+                failed_versions[model["name"]].add(int(version))
+        for name, versions in failed_versions.items():
+            # The failed state sticks to its version number: every known version must load once.
             shutil.rmtree(server.model_repository / name, ignore_errors=True)
-            write_python_model(server.model_repository, name)
-            client.load_model(name)
+            for version in sorted(versions or {1}):
+                write_python_model(server.model_repository, name, version=version)
+            config = {
+                "name": name,
+                "backend": "python",
+                "max_batch_size": 0,
+                "input": [{"name": "INPUT0", "data_type": "TYPE_FP32", "dims": [-1]}],
+                "output": [{"name": "OUTPUT0", "data_type": "TYPE_FP32", "dims": [-1]}],
+                "instance_group": [{"kind": "KIND_CPU", "count": 1}],
+                "version_policy": {"all": {}},
+            }
+            client.load_model(name, config=json.dumps(config))
             client.unload_model(name)
             healed.append(name)
         deadline = time.monotonic() + timeout

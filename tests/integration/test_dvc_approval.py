@@ -43,6 +43,8 @@ from dev.harness.dvc import DvcProject, make_demo_project
 pytestmark = pytest.mark.integration
 
 DAG_FILE = REPO_ROOT / "dags" / "dvc_dataset_review.py"
+BACKFILL_DAG_FILE = REPO_ROOT / "dags" / "dvc_backfill_by_date.py"
+BACKFILL_DAG_ID = "llmops_dvc_backfill_by_date"
 DAG_ID = "llmops_dvc_dataset_review"
 HITL_TASK = "approve_dataset"
 TERMINAL_RUN_STATES = {"success", "failed"}
@@ -74,10 +76,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     dags = base / "dags"
     dags.mkdir()
     shutil.copy(DAG_FILE, dags / DAG_FILE.name)
+    shutil.copy(BACKFILL_DAG_FILE, dags / BACKFILL_DAG_FILE.name)
     env = prepare_airflow_env("dvc-approval", home=base / "airflow", dags_folder=dags)
     # The tasks run git/dvc against the throwaway project: same env as the harness used.
     env.update({k: v for k, v in project.env.items() if k.startswith(("DVC_", "GIT_"))})
     env["LLMOPS_DVC_CLONE_DIR"] = str(base / "dvc-clones")
+    env["AIRFLOW_VAR_LLMOPS_DATA_DIR"] = str(base / "work")
     # The DAG's default connection id, pointing at the project (the runs also pass repo= in conf).
     env["AIRFLOW_CONN_LLMOPS_DVC_DEFAULT"] = json.dumps(
         {"conn_type": "llmops_dvc", "extra": {"repo": str(project.path), "rev": "main"}}
@@ -88,6 +92,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         token = af.token()
         af.wait_for_dag(DAG_ID, token, timeout=180)
+        af.wait_for_dag(BACKFILL_DAG_ID, token, timeout=180)
         print(f"standalone healthy and DAG parsed after {time.monotonic() - started:.0f}s")
         af.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False}, token=token)
         yield Stack(af=af, token=token, project=project, workdir=base / "work")
@@ -340,3 +345,73 @@ def test_reject_skips_training(stack: Stack):
     # A second answer is refused: the decision is final.
     with pytest.raises(HarnessError, match="409"):
         _respond(stack, run_id, "Approve")
+
+
+def test_backfill_through_the_rest_api_pulls_the_version_of_each_date(stack: Stack):
+    """The daily example DAG accepts a backfill (periodic schedule); each date gets its own version:
+    v1 was committed on 2024-01-02 12:00 UTC and v2 on 2024-01-03 12:00 UTC."""
+    project = stack.project
+    v1, v2 = project.tags()["v1"], project.tags()["v2"]
+    from airflow_provider_llmops.utils.retry import retry_call
+
+    # Backfill runs of a paused DAG stay queued.
+    stack.af.api("PATCH", f"/api/v2/dags/{BACKFILL_DAG_ID}", {"is_paused": False}, token=stack.token)
+    # On SQLite the API answers 503 ("Database is locked") while the scheduler holds the lock.
+    body = retry_call(
+        lambda: stack.af.api(
+            "POST",
+            "/api/v2/backfills",
+            {
+                "dag_id": BACKFILL_DAG_ID,
+                "from_date": "2024-01-03T00:00:00Z",
+                "to_date": "2024-01-05T00:00:00Z",
+                "max_active_runs": 1,
+                "reprocess_behavior": "none",
+            },
+            token=stack.token,
+        ),
+        should_retry=lambda err: isinstance(err, HarnessError) and "-> 503" in str(err),
+        attempts=12,
+        base_delay=1.0,
+        max_delay=8.0,
+        what="POST /api/v2/backfills",
+    )
+    assert body["dag_id"] == BACKFILL_DAG_ID
+    deadline = time.monotonic() + 420
+    while True:
+        runs = stack.af.api("GET", f"/api/v2/dags/{BACKFILL_DAG_ID}/dagRuns", token=stack.token)["dag_runs"]
+        backfilled = [r for r in runs if r["run_type"] == "backfill"]
+        if len(backfilled) == 3 and all(r["state"] in TERMINAL_RUN_STATES for r in backfilled):
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"backfill did not finish: {backfilled}\n{log_tail(stack.af.process.log_path, 60)}")
+        time.sleep(3)
+    failed = [r["dag_run_id"] for r in backfilled if r["state"] != "success"]
+    assert not failed, _backfill_diagnosis(stack, failed)
+    pulled: dict[str, str] = {}
+    for run in backfilled:
+        xcom = stack.af.api(
+            "GET",
+            f"/api/v2/dags/{BACKFILL_DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/pull_dataset"
+            "/xcomEntries/return_value",
+            token=stack.token,
+        )["value"]
+        value = json.loads(xcom) if isinstance(xcom, str) else xcom
+        pulled[run["logical_date"][:10]] = value["sha"]
+    assert pulled == {"2024-01-03": v1, "2024-01-04": v2, "2024-01-05": v2}, pulled
+
+
+def _backfill_diagnosis(stack: Stack, run_ids: list[str]) -> str:
+    """Task states of the failed backfill runs and the tail of each failed task's log."""
+    lines: list[str] = []
+    logs = Path(stack.af.env["AIRFLOW_HOME"]) / "logs"
+    for run_id in run_ids:
+        body = stack.af.api(
+            "GET", f"/api/v2/dags/{BACKFILL_DAG_ID}/dagRuns/{run_id}/taskInstances", token=stack.token
+        )
+        for ti in body["task_instances"]:
+            lines.append(f"{run_id} {ti['task_id']}: {ti['state']}")
+            if ti["state"] == "failed":
+                for log in logs.rglob(f"run_id={run_id}/task_id={ti['task_id']}/*.log"):
+                    lines.append(log_tail(log, 40))
+    return "\n".join(lines)

@@ -258,11 +258,12 @@ def test_token_in_repo_url_never_reaches_errors_or_logs(
     from airflow_provider_llmops.exceptions import DvcRemoteError
     from airflow_provider_llmops.hooks.dvc import DvcHook
     from airflow_provider_llmops.operators.dvc import DvcPullOperator
+    from airflow_provider_llmops.utils.dvc_pull import DvcPuller
 
     url = f"https://{TOKEN}@127.0.0.1:9/org/datasets.git"  # nothing listens on port 9
     conn = dvc_conn_factory("dvc_token", url)
     with pytest.raises(DvcRemoteError) as err:
-        DvcHook(conn).pull("data/train", "main", tmp_path / "out")
+        DvcPuller(DvcHook(conn)).pull("data/train", "main", tmp_path / "out")
     assert "Cannot clone" in str(err.value)
     assert TOKEN not in str(err.value)
     assert TOKEN not in err.value.repo
@@ -296,13 +297,16 @@ def _asset_events(uri: str) -> list[dict]:
         ]
 
 
-@pytest.mark.parametrize("templated", [False, True], ids=["literal-path", "templated-path"])
-def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn, tmp_path, templated):
+@pytest.mark.parametrize("how", ["literal-repo", "templated-path", "connection"])
+def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn, tmp_path, how):
+    """One dataset, one URI: dvc://<repo-name>/<path>, whether the task names the project, templates
+    its path, or takes the project from the connection."""
     from airflow.sdk import DAG
 
     from airflow_provider_llmops.operators.dvc import DvcPullOperator
 
-    dag_id = f"dvc_asset_{'templated' if templated else 'literal'}"
+    templated = how != "literal-repo"
+    dag_id = f"dvc_asset_{how.replace('-', '_')}"
     with DAG(
         dag_id,
         schedule=None,
@@ -311,10 +315,11 @@ def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn
     ) as dag:
         op = DvcPullOperator(
             task_id="pull",
-            path="{{ params.path }}" if templated else "data/train",
+            path="{{ params.path }}" if how == "templated-path" else "data/train",
             local_path=str(tmp_path / "pulled" / "train"),
             rev="v1",
             dvc_conn_id=dvc_conn,
+            repo=str(dvc_dataset["project"].path) if how == "literal-repo" else None,
         )
     if templated:
         assert op.asset is None
@@ -322,7 +327,7 @@ def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn
         assert op.asset_alias in op.outlets
     else:
         assert op.asset is not None and op.asset in op.outlets
-    uri = f"dvc://{dvc_conn}/data/train"
+    uri = "dvc://project/data/train"  # the project's folder is named `project`
     before = len(_asset_events(uri))
     dr = _run(dag)
     assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
@@ -414,14 +419,14 @@ def test_add_and_review_record_asset_events(airflow_db, dvc_dataset, dvc_conn, t
     v3 = project.tags()["v3"]
     md5_v3 = project.md5_of("data/train", "v3")
 
-    added = [e for e in _asset_events(f"dvc://{dvc_conn}/data/train") if e["dag_id"] == dag_id]
+    added = [e for e in _asset_events("dvc://project/data/train") if e["dag_id"] == dag_id]
     assert len(added) == 1, added
     assert added[0]["task_id"] == "publish"
     extra = added[0]["extra"]
     assert (extra["rev"], extra["sha"], extra["md5"], extra["path"]) == ("v3", v3, md5_v3, "data/train")
     assert extra["nfiles"] == 1 and extra["size"] > 0
 
-    reviewed = [e for e in _asset_events(f"dvc-review://{dvc_conn}/data/train") if e["dag_id"] == dag_id]
+    reviewed = [e for e in _asset_events("dvc-review://project/data/train") if e["dag_id"] == dag_id]
     assert len(reviewed) == 1, reviewed
     assert reviewed[0]["task_id"] == "review"
     extra = reviewed[0]["extra"]
@@ -504,3 +509,68 @@ def test_token_in_templated_repo_is_refused_before_rendered_fields_are_stored(
     assert set(states.values()) == {"failed"}, states
     _assert_logged_without("must not carry credentials", PARAM_TOKEN, capfd, caplog, airflow_db)
     assert PARAM_TOKEN not in _db_rows_text(dag_id)
+
+
+MAPPED_TOKEN = "ghp-M4PPED-t0ken-31b9"
+
+
+def test_mapped_tasks_refuse_a_token_in_repo_and_still_emit_their_assets(
+    airflow_db, dvc_dataset, dvc_conn, tmp_path, capfd, caplog
+):
+    """`.partial().expand(repo=[...])`: a mapped task renders through `_do_render_template_fields`
+    only, so that is where the credential check runs. The mapped instances with a token in
+    `repo` (from a Param, or literal) fail before their rendered fields are stored, the token is
+    in no rendered field, log or XCom, and the instance with a good repo emits its Asset event
+    through the AssetAlias that `partial()` declared."""
+    from airflow.sdk import DAG, AssetAlias
+
+    from airflow_provider_llmops.operators.dvc import (
+        DvcAddOperator,
+        DvcDatasetReviewOperator,
+        DvcPullOperator,
+        DvcPushOperator,
+    )
+    from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor
+
+    project = dvc_dataset["project"]
+    dag_id = "dvc_mapped_repo"
+    repos = [str(project.path), "{{ params.repo }}", f"https://{MAPPED_TOKEN}@127.0.0.1:9/org/x.git"]
+    with DAG(
+        dag_id,
+        schedule=None,
+        start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+        params={"repo": f"https://user:{MAPPED_TOKEN}@127.0.0.1:9/org/datasets.git"},
+    ) as dag:
+        common = {"path": "data/train", "dvc_conn_id": dvc_conn}
+        pull = DvcPullOperator.partial(
+            task_id="pull", local_path=str(tmp_path / "pulled" / "{{ ti.map_index }}"), rev="v1", **common
+        ).expand(repo=repos)
+        DvcAddOperator.partial(task_id="publish", tag="v2", **common).expand(repo=repos)
+        DvcPushOperator.partial(task_id="push", **common).expand(repo=repos)
+        DvcDatasetReviewOperator.partial(
+            task_id="review",
+            new_rev="v2",
+            old_rev="v1",
+            output_dir=str(tmp_path / "review" / "{{ ti.map_index }}"),
+            **common,
+        ).expand(repo=repos)
+        DvcUpdateSensor.partial(task_id="wait", since_md5="x", deferrable=False, timeout=5, **common).expand(
+            repo=repos
+        )
+    assert AssetAlias(f"dvc:{dag_id}:pull") in pull.partial_kwargs["outlets"]
+    dr = _run(dag)
+    states = {(ti.task_id, ti.map_index): ti.state for ti in dr.get_task_instances()}
+    for task_id in ("pull", "publish", "push", "review", "wait"):
+        assert states[(task_id, 0)] == "success", states
+        assert states[(task_id, 1)] == states[(task_id, 2)] == "failed", states
+    _assert_logged_without("must not carry credentials", MAPPED_TOKEN, capfd, caplog, airflow_db)
+    assert MAPPED_TOKEN not in _db_rows_text(dag_id)
+
+    pulled = [e for e in _asset_events("dvc://project/data/train") if e["dag_id"] == dag_id]
+    by_task = {e["task_id"]: e for e in pulled}
+    assert set(by_task) == {"pull", "publish"}, pulled
+    assert by_task["pull"]["aliases"] == [f"dvc:{dag_id}:pull"]
+    assert by_task["pull"]["extra"]["sha"] == dvc_dataset["v1"]
+    assert by_task["publish"]["extra"]["rev"] == "v2"
+    reviewed = [e for e in _asset_events("dvc-review://project/data/train") if e["dag_id"] == dag_id]
+    assert len(reviewed) == 1 and reviewed[0]["aliases"] == [f"dvc-review:{dag_id}:review"]

@@ -16,6 +16,8 @@ from airflow_provider_llmops.exceptions import (
     DvcTagExistsError,
 )
 from airflow_provider_llmops.hooks.dvc import DvcHook
+from airflow_provider_llmops.utils.dvc_publish import DvcPublisher
+from airflow_provider_llmops.utils.dvc_pull import DvcPuller
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +39,7 @@ def test_unknown_rev(dvc_dataset, dvc_conn, tmp_path):
     project = dvc_dataset["project"]
     before = project.snapshot()
     with pytest.raises(DvcRevisionNotFoundError) as err:
-        DvcHook(dvc_conn).pull("data/train", "no-such-branch", tmp_path / "out")
+        DvcPuller(DvcHook(dvc_conn)).pull("data/train", "no-such-branch", tmp_path / "out")
     _names_repo_rev_path(err.value, str(project.path), "no-such-branch", "data/train")
     assert not (tmp_path / "out").exists()
     assert project.snapshot() == before
@@ -45,7 +47,7 @@ def test_unknown_rev(dvc_dataset, dvc_conn, tmp_path):
 
 def test_unknown_tag(dvc_dataset, dvc_conn, tmp_path):
     with pytest.raises(DvcRevisionNotFoundError) as err:
-        DvcHook(dvc_conn).path_info("data/train", "v99")
+        DvcHook(dvc_conn).version("data/train", "v99")
     _names_repo_rev_path(err.value, str(dvc_dataset["project"].path), "v99", "data/train")
 
 
@@ -53,7 +55,7 @@ def test_path_not_tracked(dvc_dataset, dvc_conn, tmp_path):
     project = dvc_dataset["project"]
     before = project.snapshot()
     with pytest.raises(DvcPathNotTrackedError) as err:
-        DvcHook(dvc_conn).pull("data/missing", "v1", tmp_path / "out")
+        DvcPuller(DvcHook(dvc_conn)).pull("data/missing", "v1", tmp_path / "out")
     _names_repo_rev_path(err.value, str(project.path), "v1", "data/missing")
     assert "dvc add data/missing" in str(err.value)
     assert project.snapshot() == before
@@ -62,7 +64,7 @@ def test_path_not_tracked(dvc_dataset, dvc_conn, tmp_path):
 def test_path_not_tracked_yet_at_old_rev(dvc_dataset, dvc_conn, tmp_path):
     init = dvc_dataset["project"].git("rev-list", "--max-parents=0", "HEAD")
     with pytest.raises(DvcPathNotTrackedError) as err:
-        DvcHook(dvc_conn).pull("data/train", init, tmp_path / "out")
+        DvcPuller(DvcHook(dvc_conn)).pull("data/train", init, tmp_path / "out")
     _names_repo_rev_path(err.value, str(dvc_dataset["project"].path), init, "data/train")
 
 
@@ -71,7 +73,7 @@ def test_pull_remote_folder_missing(dvc_dataset, dvc_conn_factory, tmp_path):
     _clear_cache(project)
     conn = dvc_conn_factory("dvc_gone", project.path, remote_url=tmp_path / "no-such-remote")
     with pytest.raises(DvcRemoteError) as err:
-        DvcHook(conn).pull("data/train", "v1", tmp_path / "out")
+        DvcPuller(DvcHook(conn)).pull("data/train", "v1", tmp_path / "out")
     _names_repo_rev_path(err.value, str(project.path), "v1", "data/train")
     assert not (tmp_path / "no-such-remote").exists()
     assert not (tmp_path / "out").exists()
@@ -82,7 +84,7 @@ def test_pull_remote_not_configured(dvc_dataset, dvc_conn_factory, tmp_path):
     _clear_cache(project)
     conn = dvc_conn_factory("dvc_noremote", project.path, remote="nonexistent")
     with pytest.raises(DvcRemoteError, match="'nonexistent' is not configured") as err:
-        DvcHook(conn).pull("data/train", "v1", tmp_path / "out")
+        DvcPuller(DvcHook(conn)).pull("data/train", "v1", tmp_path / "out")
     assert str(project.path) in str(err.value)
 
 
@@ -92,7 +94,7 @@ def test_pull_remote_lacks_objects(dvc_dataset, dvc_conn, tmp_path):
     shutil.rmtree(project.remote)
     project.remote.mkdir()
     with pytest.raises(DvcRemoteError, match="lacks") as err:
-        DvcHook(dvc_conn).pull("data/train", "v2", tmp_path / "out")
+        DvcPuller(DvcHook(dvc_conn)).pull("data/train", "v2", tmp_path / "out")
     _names_repo_rev_path(err.value, str(project.path), "v2", "data/train")
 
 
@@ -108,7 +110,7 @@ def test_corrupted_remote_object_fails_checksum(dvc_dataset, dvc_conn, tmp_path)
     for p in data:
         _corrupt(p)
     with pytest.raises(DvcChecksumError) as err:
-        DvcHook(dvc_conn).pull("data/train", "v1", tmp_path / "out")
+        DvcPuller(DvcHook(dvc_conn)).pull("data/train", "v1", tmp_path / "out")
     _names_repo_rev_path(err.value, str(project.path), "v1", "data/train")
     assert "re-push" in str(err.value)
     assert not (tmp_path / "out").exists()
@@ -124,8 +126,8 @@ def test_corrupted_cache_object_is_fetched_again(dvc_dataset, dvc_conn, tmp_path
     for p in project.cache_dir().rglob("*"):
         if p.is_file() and not p.name.endswith(".dir") and "files" in p.parts:
             _corrupt(p)
-    result = DvcHook(dvc_conn).pull("data/train", "v2", tmp_path / "out")
-    assert result["transferred"] is True
+    result = DvcPuller(DvcHook(dvc_conn)).pull("data/train", "v2", tmp_path / "out")
+    assert result.transferred is True
     assert (tmp_path / "out" / "extra.jsonl").read_text().startswith('{"id": 9')
 
 
@@ -135,7 +137,7 @@ def test_publish_dirty_working_tree(dvc_dataset, dvc_conn):
     (project.path / "README.md").write_text("uncommitted\n")
     before = project.snapshot()
     with pytest.raises(DvcDirtyWorkspaceError) as err:
-        DvcHook(dvc_conn).add_and_publish("data/train", "v3", "x")
+        DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v3", "x")
     _names_repo_rev_path(err.value, str(project.path), "v3", "data/train")
     assert "README.md" in str(err.value)
     assert project.snapshot() == before
@@ -146,7 +148,7 @@ def test_publish_existing_tag_with_other_data(dvc_dataset, dvc_conn):
     project.write_files("data/train", {"new.jsonl": "{}\n"}, clear=False)
     before = project.snapshot()
     with pytest.raises(DvcTagExistsError) as err:
-        DvcHook(dvc_conn).add_and_publish("data/train", "v1", "x")
+        DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v1", "x")
     _names_repo_rev_path(err.value, str(project.path), "v1", "data/train")
     assert project.snapshot() == before
 
@@ -158,7 +160,7 @@ def test_publish_remote_unreachable(dvc_dataset, dvc_conn_factory, tmp_path):
     before = project.snapshot()
     dvc_file = (project.path / "data/train.dvc").read_bytes()
     with pytest.raises(DvcRemoteError) as err:
-        DvcHook(conn).add_and_publish("data/train", "v3", "x")
+        DvcPublisher(DvcHook(conn)).publish("data/train", "v3", "x")
     _names_repo_rev_path(err.value, str(project.path), "v3", "data/train")
     assert project.snapshot() == before
     assert (project.path / "data/train.dvc").read_bytes() == dvc_file
@@ -171,7 +173,7 @@ def test_publish_git_origin_unreachable(dvc_dataset, dvc_conn):
     project.git("remote", "set-url", "origin", str(project.root / "gone.git"))
     before = project.snapshot()
     with pytest.raises(DvcRemoteError, match="git remote 'origin'") as err:
-        DvcHook(dvc_conn).add_and_publish("data/train", "v3", "x")
+        DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v3", "x")
     _names_repo_rev_path(err.value, str(project.path), "v3", "data/train")
     assert project.snapshot() == before
 
@@ -187,7 +189,7 @@ def test_publish_push_failure_part_way_restores_repo(dvc_dataset, dvc_conn):
     origin = project.origin_refs()
     dvc_file = (project.path / "data/train.dvc").read_bytes()
     with pytest.raises(Exception, match="refusing"):
-        DvcHook(dvc_conn).add_and_publish("data/train", "v3", "x")
+        DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v3", "x")
     assert project.head() == head
     assert project.tags() == tags
     assert project.origin_refs() == origin
@@ -208,7 +210,7 @@ def test_pull_refuses_foreign_destination(dvc_dataset, dvc_conn, tmp_path, kind)
         dest.write_text("precious\n")
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     with pytest.raises(DvcDestinationError) as err:
-        DvcHook(dvc_conn).pull("data/train", "v1", dest)
+        DvcPuller(DvcHook(dvc_conn)).pull("data/train", "v1", dest)
     assert str(dest) in str(err.value) and "new or empty folder" in str(err.value)
     _names_repo_rev_path(err.value, str(dvc_dataset["project"].path), "v1", "data/train")
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
@@ -222,7 +224,7 @@ def test_pull_refuses_foreign_destination(dvc_dataset, dvc_conn, tmp_path, kind)
 def test_pull_into_empty_folder_is_allowed(dvc_dataset, dvc_conn, tmp_path):
     dest = tmp_path / "empty"
     dest.mkdir()
-    assert DvcHook(dvc_conn).pull("data/train", "v1", dest)["transferred"] is True
+    assert DvcPuller(DvcHook(dvc_conn)).pull("data/train", "v1", dest).transferred is True
     assert (dest / "train.jsonl").is_file()
 
 
@@ -265,7 +267,7 @@ def test_retry_refuses_a_non_fast_forward_branch_push(dvc_dataset, dvc_conn):
     project.git("push", "-q", "--force", "origin", f"{other}:refs/heads/main")
 
     with pytest.raises(DvcRemoteError, match="fast-forward") as err:
-        DvcHook(dvc_conn).add_and_publish("data/train", "v3", "retry")
+        DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v3", "retry")
     assert "'main'" in str(err.value) and "'v3'" in str(err.value)
     origin = project.origin_refs()
     assert origin["refs/heads/main"] == other
@@ -291,7 +293,7 @@ def test_publish_without_git_identity_fails_before_any_change(
     remote_before = project.remote_objects()
     conn = dvc_conn_factory("dvc_noident", project.path)
     with pytest.raises(DvcError, match="No git identity") as err:
-        DvcHook(conn).add_and_publish("data/train", "v3")
+        DvcPublisher(DvcHook(conn)).publish("data/train", "v3")
     assert "git_user_name" in str(err.value)
     _names_repo_rev_path(err.value, str(project.path), "v3", "data/train")
     assert project.snapshot() == before
@@ -301,8 +303,8 @@ def test_publish_without_git_identity_fails_before_any_change(
     conn = dvc_conn_factory(
         "dvc_ident", project.path, git_user_name="Airflow Bot", git_user_email="bot@example.invalid"
     )
-    result = DvcHook(conn).add_and_publish("data/train", "v3")
-    assert result["created"] is True
+    result = DvcPublisher(DvcHook(conn)).publish("data/train", "v3")
+    assert result.created is True
     assert project.git("log", "-1", "--format=%an <%ae> / %cn <%ce>") == (
         "Airflow Bot <bot@example.invalid> / Airflow Bot <bot@example.invalid>"
     )

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_llmops.hooks.dvc import DvcHook
+from airflow_provider_llmops.utils.dvc_publish import DvcPublisher
+from airflow_provider_llmops.utils.dvc_pull import DvcPuller
 from tests.fixtures.dvc import V1_FILES, V2_FILES
 
 pytestmark = pytest.mark.integration
@@ -23,11 +25,11 @@ def test_resolve_revs_and_path_info(dvc_dataset, dvc_conn):
     assert hook.resolve_rev("v1") == dvc_dataset["v1"]
     assert hook.resolve_rev("main") == dvc_dataset["v2"]
     assert hook.resolve_rev(dvc_dataset["v1"][:10]) == dvc_dataset["v1"]
-    info = hook.path_info("data/train", "v1")
-    assert info["md5"] == dvc_dataset["md5_v1"]
-    assert info["nfiles"] == 2
-    assert info["size"] == sum(len(v) for v in V1_FILES.values())
-    assert info["sha"] == dvc_dataset["v1"]
+    info = hook.version("data/train", "v1")
+    assert info.md5 == dvc_dataset["md5_v1"]
+    assert info.nfiles == 2
+    assert info.size == sum(len(v) for v in V1_FILES.values())
+    assert info.sha == dvc_dataset["v1"]
 
 
 def test_pull_at_rev_then_second_pull_transfers_nothing(dvc_dataset, dvc_conn, tmp_path):
@@ -41,29 +43,29 @@ def test_pull_at_rev_then_second_pull_transfers_nothing(dvc_dataset, dvc_conn, t
     shutil.rmtree(project.cache_dir())
     hook = DvcHook(dvc_conn)
     dest = tmp_path / "out" / "train"
-    first = hook.pull("data/train", "v1", dest)
-    assert first["transferred"] is True
-    assert first["md5"] == dvc_dataset["md5_v1"]
+    first = DvcPuller(hook).pull("data/train", "v1", dest)
+    assert first.transferred is True
+    assert first.md5 == dvc_dataset["md5_v1"]
     assert _files(dest) == V1_FILES
     marker = json.loads((dest.parent / ".train.dvc-pull.json").read_text())
     assert marker["sha"] == dvc_dataset["v1"] and marker["md5"] == dvc_dataset["md5_v1"]
 
     mtimes = {p: p.stat().st_mtime_ns for p in dest.rglob("*")}
-    second = hook.pull("data/train", "v1", dest)
-    assert second["transferred"] is False
+    second = DvcPuller(hook).pull("data/train", "v1", dest)
+    assert second.transferred is False
     assert {p: p.stat().st_mtime_ns for p in dest.rglob("*")} == mtimes
 
-    third = hook.pull("data/train", "v2", dest)
-    assert third["transferred"] is True
+    third = DvcPuller(hook).pull("data/train", "v2", dest)
+    assert third.transferred is True
     assert _files(dest) == V2_FILES
 
 
 def test_pull_repairs_locally_modified_destination(dvc_dataset, dvc_conn, tmp_path):
     hook = DvcHook(dvc_conn)
     dest = tmp_path / "train"
-    hook.pull("data/train", "v1", dest)
+    DvcPuller(hook).pull("data/train", "v1", dest)
     (dest / "train.jsonl").write_text("tampered\n")
-    assert hook.pull("data/train", "v1", dest)["transferred"] is True
+    assert DvcPuller(hook).pull("data/train", "v1", dest).transferred is True
     assert _files(dest) == V1_FILES
 
 
@@ -71,8 +73,8 @@ def test_pull_through_clone_of_git_url(dvc_dataset, dvc_conn_factory, tmp_path):
     project = dvc_dataset["project"]
     conn = dvc_conn_factory("dvc_origin", f"file://{project.origin}")
     hook = DvcHook(conn)
-    result = hook.pull("data/train", "v2", tmp_path / "train")
-    assert result["sha"] == dvc_dataset["v2"]
+    result = DvcPuller(hook).pull("data/train", "v2", tmp_path / "train")
+    assert result.sha == dvc_dataset["v2"]
     assert _files(tmp_path / "train") == V2_FILES
 
 
@@ -93,7 +95,7 @@ def test_backfill_dates_resolve_to_the_revs_each_date_saw(dvc_dataset, dvc_conn)
 
 def test_changed_files_and_previous_rev(dvc_dataset, dvc_conn):
     hook = DvcHook(dvc_conn)
-    assert hook.changed_files("data/train", "v1", "v2") == {
+    assert DvcPuller(hook).changed_files("data/train", "v1", "v2") == {
         "added": ["extra.jsonl"],
         "removed": ["meta/info.json"],
         "modified": ["train.jsonl"],
@@ -106,16 +108,16 @@ def test_add_and_publish_new_version(dvc_dataset, dvc_conn):
     project = dvc_dataset["project"]
     before_remote = project.remote_objects()
     project.write_files("data/train", {"train.jsonl": '{"id": 5, "text": "v3", "label": "a"}\n'})
-    result = DvcHook(dvc_conn).add_and_publish("data/train", "v3", "Dataset v3")
-    assert result["created"] is True
+    result = DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v3", "Dataset v3")
+    assert result.created is True
     tags = project.tags()
-    assert tags["v3"] == project.head() == result["sha"]
+    assert tags["v3"] == project.head() == result.sha
     assert project.git("log", "-1", "--format=%s") == "Dataset v3"
     origin = project.origin_refs()
-    assert origin["refs/heads/main"] == result["sha"]
+    assert origin["refs/heads/main"] == result.sha
     assert "refs/tags/v3" in origin
     new_objects = project.remote_objects() - before_remote
-    md5 = result["md5"]
+    md5 = result.md5
     assert f"files/md5/{md5[:2]}/{md5[2:]}" in new_objects
     assert len(new_objects) == 2  # the .dir listing and the one new file
     assert project.git("status", "--porcelain") == ""
@@ -124,9 +126,9 @@ def test_add_and_publish_new_version(dvc_dataset, dvc_conn):
 def test_add_and_publish_same_tag_same_data_is_noop(dvc_dataset, dvc_conn):
     project = dvc_dataset["project"]
     before = project.snapshot()
-    result = DvcHook(dvc_conn).add_and_publish("data/train", "v2", "again")
-    assert result["created"] is False
-    assert result["sha"] == dvc_dataset["v2"]
+    result = DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v2", "again")
+    assert result.created is False
+    assert result.sha == dvc_dataset["v2"]
     assert project.snapshot() == before
 
 
@@ -136,8 +138,8 @@ def test_push_reports_objects(dvc_dataset, dvc_conn):
 
     shutil.rmtree(project.remote)
     project.remote.mkdir()
-    result = DvcHook(dvc_conn).push("data/train")
-    assert result["pushed"] == 3  # v2's .dir and two files (cache has v1 too, not pushed)
+    result = DvcPublisher(DvcHook(dvc_conn)).push("data/train")
+    assert result.pushed == 3  # v2's .dir and two files (cache has v1 too, not pushed)
     assert len(project.remote_objects()) == 3
 
 
@@ -159,9 +161,9 @@ def test_retry_after_crash_between_tag_and_push_publishes(dvc_dataset, dvc_conn)
     assert dir_object not in project.remote_objects()
     assert "refs/tags/v3" not in project.origin_refs()
 
-    result = DvcHook(dvc_conn).add_and_publish("data/train", "v3", "retry")
-    assert result["created"] is False  # the tag was there: nothing new committed ...
-    assert result["sha"] == project.head() == project.tags()["v3"]
+    result = DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v3", "retry")
+    assert result.created is False  # the tag was there: nothing new committed ...
+    assert result.sha == project.head() == project.tags()["v3"]
     assert dir_object in project.remote_objects()  # ... but the data reached the DVC remote
     with project.repo() as repo:
         assert not repo.status(
@@ -172,13 +174,13 @@ def test_retry_after_crash_between_tag_and_push_publishes(dvc_dataset, dvc_conn)
     assert "refs/tags/v3" in origin
     # A third run finds everything in place and changes nothing.
     before = project.snapshot()
-    assert DvcHook(dvc_conn).add_and_publish("data/train", "v3", "again")["created"] is False
+    assert DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v3", "again").created is False
     assert project.snapshot() == before
 
 
 def test_pull_needs_a_destination(dvc_dataset, dvc_conn):
     with pytest.raises(TypeError):
-        DvcHook(dvc_conn).pull("data/train", "v1")  # type: ignore[call-arg]
+        DvcPuller(DvcHook(dvc_conn)).pull("data/train", "v1")  # type: ignore[call-arg]
 
 
 def test_pull_refuses_the_current_directory(dvc_dataset, dvc_conn, tmp_path, monkeypatch):
@@ -190,7 +192,7 @@ def test_pull_refuses_the_current_directory(dvc_dataset, dvc_conn, tmp_path, mon
     monkeypatch.chdir(cwd / "sub")
     for dest in (".", "..", str(dvc_dataset["project"].path)):
         with pytest.raises(DvcError, match="Refusing to materialise"):
-            DvcHook(dvc_conn).pull("data/train", "v1", dest)
+            DvcPuller(DvcHook(dvc_conn)).pull("data/train", "v1", dest)
     assert (cwd / "keep.txt").read_text() == "precious\n"
     assert (cwd / "sub").is_dir()
 
@@ -200,7 +202,7 @@ def test_pull_repairs_same_size_edit(dvc_dataset, dvc_conn, tmp_path):
 
     hook = DvcHook(dvc_conn)
     dest = tmp_path / "train"
-    hook.pull("data/train", "v1", dest)
+    DvcPuller(hook).pull("data/train", "v1", dest)
     target = dest / "train.jsonl"
     original = target.read_text()
     edited = original.replace("hello", "HELLO")
@@ -209,9 +211,9 @@ def test_pull_repairs_same_size_edit(dvc_dataset, dvc_conn, tmp_path):
     target.write_text(edited)
     # An edit a moment later: same size, newer mtime (set explicitly for coarse clocks).
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert hook.pull("data/train", "v1", dest)["transferred"] is True
+    assert DvcPuller(hook).pull("data/train", "v1", dest).transferred is True
     assert _files(dest) == V1_FILES
-    assert hook.pull("data/train", "v1", dest)["transferred"] is False
+    assert DvcPuller(hook).pull("data/train", "v1", dest).transferred is False
 
 
 def test_publish_logs_add_and_push_progress(dvc_dataset, dvc_conn, capfd, caplog):
@@ -220,7 +222,7 @@ def test_publish_logs_add_and_push_progress(dvc_dataset, dvc_conn, capfd, caplog
     project = dvc_dataset["project"]
     project.write_files("data/train", {"train.jsonl": "x" * 300_000, "b.jsonl": "y" * 200_000})
     capfd.readouterr()
-    DvcHook(dvc_conn, progress_interval=0.05).add_and_publish("data/train", "v3", "progress")
+    DvcPublisher(DvcHook(dvc_conn, progress_interval=0.05)).publish("data/train", "v3", "progress")
     captured = capfd.readouterr()
     text = captured.out + captured.err + caplog.text
     add = re.findall(r"dvc add data/train: [^\n]*", text)
@@ -238,14 +240,14 @@ def test_concurrent_pulls_to_one_destination(dvc_dataset, dvc_conn, tmp_path):
     hooks = [DvcHook(dvc_conn), DvcHook(dvc_conn)]
     for hook in hooks:
         hook.settings  # noqa: B018 - read the connection before the threads start
-    results: list[dict] = []
+    results: list = []
     errors: list[BaseException] = []
     start = threading.Barrier(len(hooks))
 
     def pull(hook: DvcHook) -> None:
         try:
             start.wait()
-            results.append(hook.pull("data/train", "v1", dest))
+            results.append(DvcPuller(hook).pull("data/train", "v1", dest))
         except BaseException as err:  # reported below
             errors.append(err)
 
@@ -256,7 +258,7 @@ def test_concurrent_pulls_to_one_destination(dvc_dataset, dvc_conn, tmp_path):
         t.join(120)
     assert not errors, errors
     assert len(results) == 2
-    assert sorted(r["transferred"] for r in results) == [False, True]  # the second waited, then reused
+    assert sorted(r.transferred for r in results) == [False, True]  # the second waited, then reused
     assert _files(dest) == V1_FILES
     assert sorted(p.name for p in dest.parent.iterdir()) == [
         ".train.dvc-pull.json",
@@ -274,7 +276,7 @@ def test_pull_lock_times_out_with_clear_error(dvc_dataset, dvc_conn, tmp_path):
     with open(tmp_path / ".train.dvc-pull.lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another run holds the destination
         with pytest.raises(DvcLockTimeoutError, match="another run holds") as err:
-            DvcHook(dvc_conn, lock_timeout=0.5).pull("data/train", "v1", dest)
+            DvcPuller(DvcHook(dvc_conn, lock_timeout=0.5)).pull("data/train", "v1", dest)
     assert str(dest) in str(err.value)
     assert not dest.exists()
 
@@ -292,9 +294,9 @@ def test_publish_waits_for_the_working_copy_lock(dvc_dataset, dvc_conn):
     with open(lock, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(DvcLockTimeoutError, match="working copy"):
-            DvcHook(dvc_conn, lock_timeout=0.5).add_and_publish("data/train", "v3")
+            DvcPublisher(DvcHook(dvc_conn, lock_timeout=0.5)).publish("data/train", "v3")
     assert project.head() == before and "v3" not in project.tags()
-    assert DvcHook(dvc_conn).add_and_publish("data/train", "v3")["created"] is True
+    assert DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v3").created is True
 
 
 def test_url_repo_holds_the_clone_lock_while_dvc_reads_the_checkout(dvc_dataset, dvc_conn_factory, tmp_path):
@@ -313,8 +315,8 @@ def test_url_repo_holds_the_clone_lock_while_dvc_reads_the_checkout(dvc_dataset,
     with open(lock, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another task is fetching/checking out the clone
         with pytest.raises(DvcLockTimeoutError, match="cached clone"):
-            DvcHook(conn, lock_timeout=0.5).pull("data/train", "v2", tmp_path / "train")
-    DvcHook(conn).pull("data/train", "v2", tmp_path / "train")
+            DvcPuller(DvcHook(conn, lock_timeout=0.5)).pull("data/train", "v2", tmp_path / "train")
+    DvcPuller(DvcHook(conn)).pull("data/train", "v2", tmp_path / "train")
     assert _files(tmp_path / "train") == V2_FILES
 
 
@@ -342,13 +344,13 @@ def test_pull_outputs_written_by_dvc2_md5_dos2unix(dvc_dataset, dvc_conn, tmp_pa
     hook = DvcHook(dvc_conn)
     for rel in ("data/old.csv", "data/lock.csv"):
         dest = tmp_path / rel.replace("/", "_")
-        result = hook.pull(rel, "main", dest)
-        assert result["hash"] == "md5-dos2unix" and result["md5"] == md5
+        result = DvcPuller(hook).pull(rel, "main", dest)
+        assert result.hash == "md5-dos2unix" and result.md5 == md5
         assert dest.read_bytes() == content  # CRLF kept: only the hash normalises it
         with project.repo() as repo:
             cached = Path(repo.cache.legacy.oid_to_path(md5))
         assert cached.read_bytes() == content  # the good object was not deleted as "corrupted"
-        assert hook.pull(rel, "main", dest)["transferred"] is False
+        assert DvcPuller(hook).pull(rel, "main", dest).transferred is False
 
 
 def test_retry_pushes_the_tagged_commit_not_later_head_commits(dvc_dataset, dvc_conn):
@@ -360,8 +362,8 @@ def test_retry_pushes_the_tagged_commit_not_later_head_commits(dvc_dataset, dvc_
     project.git("commit", "--quiet", "-m", "unrelated local commit")
     assert project.head() != tag_sha
 
-    result = DvcHook(dvc_conn).add_and_publish("data/train", "v3", "retry")
-    assert result["created"] is False and result["sha"] == tag_sha
+    result = DvcPublisher(DvcHook(dvc_conn)).publish("data/train", "v3", "retry")
+    assert result.created is False and result.sha == tag_sha
     origin = project.origin_refs()
     assert origin["refs/heads/main"] == tag_sha  # the tag's commit, a fast-forward ...
     assert project.head() not in origin.values()  # ... and not the unrelated HEAD commit

@@ -51,7 +51,7 @@ def test_operator_types(dag):
     assert isinstance(approve, ApprovalOperator)
     # Rejecting must skip training, not fail the approval task.
     assert approve.fail_on_reject is False
-    assert "summary_text" in approve.body
+    assert "approval_markdown" in approve.body  # the review's Markdown: flagged shifts first
 
 
 def test_params_have_defaults(dag):

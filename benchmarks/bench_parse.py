@@ -1,0 +1,131 @@
+"""What the scheduler pays for our operators: DAG parse and module import, each against a baseline.
+
+Two baselines for the parse of a 20-task DAG: the same DAG of EmptyOperators (the floor), and
+the DAG a user would write without the provider (BashOperator tasks calling `dvc`, with the same
+Assets as outlets). Every sample runs in a fresh interpreter that first pre-imports what the
+DAG processor pre-imports (the `airflow.*` modules the file names), so the provider's own
+modules load in every sample, as they do in every parse.
+
+    python -m benchmarks.bench_parse --repeats 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.reporting import Result, Samples, measure, report, time_in_fresh_interpreter
+
+TASKS = 20
+DVC_TASK = (
+    "DvcPullOperator(task_id=f'step_{i}', path='data/train.jsonl', local_path='/tmp/data', repo='/srv/ds') "
+    "if i else DvcUpdateSensor(task_id=f'step_{i}', path='data/train.jsonl', repo='/srv/ds')"
+)
+BASH_TASK = (
+    "BashOperator(task_id=f'step_{i}', bash_command='dvc pull data/train.jsonl', "
+    "outlets=[Asset('dvc://ds/data/train.jsonl')])"
+)
+
+
+def _write_dag(folder: Path, name: str, imports: str, make_task: str) -> Path:
+    body = [
+        "from __future__ import annotations",
+        "import pendulum",
+        "from airflow.sdk import DAG, Asset",
+        imports,
+        "",
+        f"with DAG(dag_id={name!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1), tags=['bench']):",
+        "    prev = None",
+        f"    for i in range({TASKS}):",
+        f"        t = {make_task}",
+        "        if prev is not None:",
+        "            prev >> t",
+        "        prev = t",
+    ]
+    path = folder / f"{name}.py"
+    path.write_text("\n".join(body) + "\n")
+    return path
+
+
+def _parse(path: Path) -> Callable[[], float]:
+    setup = (
+        "import importlib, airflow.sdk\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "from airflow.utils.file import iter_airflow_imports\n"
+        f"for m in iter_airflow_imports({str(path)!r}): importlib.import_module(m)"
+    )
+    body = f"bag = DagBag(dag_folder={str(path)!r}); assert not bag.import_errors, bag.import_errors"
+    return lambda: time_in_fresh_interpreter(body, setup)
+
+
+def bench_dag_parse(repeats: int) -> dict[str, Samples]:
+    tmp = Path(tempfile.mkdtemp(prefix="llmops-bench-"))
+    empty = _write_dag(
+        tmp,
+        "bench_empty",
+        "from airflow.providers.standard.operators.empty import EmptyOperator",
+        "EmptyOperator(task_id=f'step_{i}')",
+    )
+    bash = _write_dag(
+        tmp, "bench_bash", "from airflow.providers.standard.operators.bash import BashOperator", BASH_TASK
+    )
+    provider = _write_dag(
+        tmp,
+        "bench_provider",
+        "from airflow_provider_llmops.operators.dvc import DvcPullOperator\n"
+        "from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor",
+        DVC_TASK,
+    )
+    return {
+        "dag_parse": measure(_parse(empty), _parse(provider), repeats),
+        "dag_parse_vs_bash": measure(_parse(bash), _parse(provider), repeats),
+    }
+
+
+def bench_operator_import(repeats: int) -> Samples:
+    """Import the provider's operator and sensor modules (with airflow.sdk) vs `import airflow.sdk` alone."""
+    from tests.unit.provider_modules import provider_modules
+
+    modules = [m for m in provider_modules() if m.split(".")[1] in ("operators", "sensors")]
+    candidate = "import airflow.sdk\n" + "\n".join(f"import {m}" for m in modules)
+    return measure(
+        lambda: time_in_fresh_interpreter("import airflow.sdk"),
+        lambda: time_in_fresh_interpreter(candidate),
+        repeats,
+    )
+
+
+def run_all(repeats: int = 5, quick: bool = False) -> dict[str, Result]:
+    """The suite's metrics for benchmarks/run.py."""
+    parse = bench_dag_parse(repeats)
+    return {
+        "dag_parse": Result(
+            parse["dag_parse"], 1.2, f"DAG parse, {TASKS} tasks: provider operators vs EmptyOperator"
+        ),
+        "dag_parse_vs_bash": Result(
+            parse["dag_parse_vs_bash"],
+            1.2,
+            "the same DAG vs BashOperator calling dvc with the same Asset outlets",
+        ),
+        "operator_import": Result(
+            bench_operator_import(repeats), 1.15, "import: provider operators vs `import airflow.sdk`"
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    for name, result in run_all(args.repeats).items():
+        print(report(name, result.title, result.samples, result.target), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

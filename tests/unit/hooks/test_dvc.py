@@ -1,0 +1,52 @@
+"""DvcHook's connection handling without a repository: secrets, redaction, missing repo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_llmops.hooks.dvc import DvcHook
+
+
+def test_hook_redacts_connection_secrets(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DVC_UNIT",
+        json.dumps(
+            {
+                "conn_type": "llmops_dvc",
+                "login": "AKIAUNIT",
+                "password": "s3cr3t-unit-password",
+                "extra": {
+                    "repo": "https://bob:tok-in-url@git.example/ds.git",
+                    "remote_config": {"session_token": "sess-token-value"},
+                },
+            }
+        ),
+    )
+    hook = DvcHook("dvc_unit")
+    text = "s3cr3t-unit-password sess-token-value tok-in-url"
+    assert hook.redact(text) == "*** *** ***"
+    assert "tok-in-url" not in hook.repo_label
+    assert hook.repo_name == "ds"
+
+
+def test_hook_treats_url_username_without_password_as_token(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DVC_TOKEN",
+        json.dumps({"conn_type": "llmops_dvc", "extra": {"repo": "https://ghp_tok3n@git.example/ds.git"}}),
+    )
+    hook = DvcHook("dvc_token")
+    assert "ghp_tok3n" not in hook.repo_label
+    text = "fatal: unable to access 'https://ghp_tok3n@git.example/ds.git/': ghp_tok3n"
+    assert "ghp_tok3n" not in hook.redact(text)
+    # Any other URL with userinfo in a message loses it too.
+    assert hook.redact("see https://u:p@other.example/x") == "see https://***@other.example/x"
+
+
+def test_hook_without_repo_names_the_fix(monkeypatch):
+    from airflow_provider_llmops.exceptions import DvcError
+
+    monkeypatch.setenv("AIRFLOW_CONN_DVC_EMPTY", json.dumps({"conn_type": "llmops_dvc", "extra": {}}))
+    with pytest.raises(DvcError, match="set the `repo` extra of connection 'dvc_empty'"):
+        _ = DvcHook("dvc_empty").settings
