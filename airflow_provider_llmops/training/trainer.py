@@ -283,6 +283,21 @@ def train(pf: Preflight) -> dict[str, Any]:
     return manifest
 
 
+class _Inline:
+    """An executor that runs each call at once, in the caller's thread."""
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 @dataclass
 class _Ranks:
     """Where this process sits in the job, and the process group it talks through."""
@@ -349,7 +364,11 @@ def _train_steps(engine: Any, task: Any, pf: Preflight, state: TrainState, ctx: 
     progress = _Progress(spec.max_steps, state.step, spec.log_every_s)
     run_samples = run_tokens = 0
     t_train = time.monotonic()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-batches") as pool:
+    on_gpu = spec.resources.gpus_per_node > 0
+    # On GPUs the next micro-batch is tokenized in a thread while the current one trains; CPU
+    # ranks already use every core, where that thread would only compete with the math.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-batches") if on_gpu else _Inline()
+    with executor as pool:
 
         def prefetch(step: int, m: int) -> Future[tuple[dict[str, Any], int]] | None:
             if step >= spec.max_steps:
@@ -357,7 +376,6 @@ def _train_steps(engine: Any, task: Any, pf: Preflight, state: TrainState, ctx: 
             start = step * global_batch + (m * world + rank) * micro
             return pool.submit(task.prepare, [pf.rows[i] for i in order.indices(start, micro)])
 
-        # The next micro-batch is tokenized in a thread while the current one trains.
         pending = prefetch(state.step, 0)
         while pending is not None:
             step_loss = torch.zeros((), dtype=torch.float64, device=engine.device)
