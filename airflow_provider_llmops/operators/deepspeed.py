@@ -25,6 +25,9 @@ from airflow_provider_llmops.exceptions import TrainingManifestError, TrainingSp
 from airflow_provider_llmops.training.spec import TrainingJobSpec
 from airflow_provider_llmops.utils.training_records import TrainingManifest, model_alias, model_asset
 
+# On the Job and Service of a multi-node run: the same for every try of one task in one run.
+RUN_LABEL = "llmops/run"
+
 if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
@@ -458,6 +461,7 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
     def __init__(self, *, rdzv_join_timeout_s: int = 900, **kwargs: Any) -> None:
         self.rdzv_join_timeout_s = rdzv_join_timeout_s
         self._service: tuple[str, str | None] | None = None
+        self._job_name = ""
         super().__init__(**kwargs)
 
     def pod_settings(self) -> PodSettings:
@@ -481,6 +485,15 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
         ti = context["ti"]
         return f"{ti.dag_id}:{ti.task_id}:{context['run_id']}:{ti.map_index}:{ti.try_number}"
 
+    @staticmethod
+    def _run_label(context: Context) -> str:
+        """A label value shared by every try of this task in this run (the Job name has the try)."""
+        import hashlib
+
+        ti = context["ti"]
+        key = f"{ti.dag_id}:{ti.task_id}:{context['run_id']}:{ti.map_index}"
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
     def build_job_operator(self, context: Context) -> tuple[Any, Any]:
         """(the inner KubernetesJobOperator, the headless Service) for this run and try."""
         from airflow.providers.cncf.kubernetes.operators.job import JOB_NAME_PREFIX, KubernetesJobOperator
@@ -497,10 +510,12 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
         settings = self.pod_settings()
         job_name, service_name = job_names(job, self._run_key(context))
         full_name = f"{JOB_NAME_PREFIX}{job_name}"  # what KubernetesJobOperator names the Job
+        self._job_name = full_name
         command = trainer_command(
             job, settings, rdzv_endpoint=f"{full_name}-0.{service_name}:{RDZV_PORT}", rdzv_id=full_name
         )
         kwargs = pod_operator_kwargs(job, settings, command=command)
+        kwargs["labels"] = {**kwargs["labels"], RUN_LABEL: self._run_label(context)}
         kwargs.update(
             name=job_name,
             random_name_suffix=False,
@@ -527,6 +542,7 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
             return self._finish(context)
         self._inner, service = self.build_job_operator(context)
         namespace = self.namespace or self._inner.hook.get_namespace() or "default"
+        self._stop_earlier_tries(context, namespace)
         self._inner.hook.core_v1_client.create_namespaced_service(namespace=namespace, body=service)
         self._service = (service.metadata.name, namespace)
         self.log.info("Created rendezvous Service %s/%s", namespace, service.metadata.name)
@@ -553,6 +569,29 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
         finally:
             self._delete_service()
         return self._finish(context)
+
+    def _stop_earlier_tries(self, context: Context, namespace: str) -> None:
+        """Delete Jobs (and their Services) an earlier try left running, e.g. after a worker died.
+
+        Two tries training into one output would corrupt its checkpoints; the new try resumes
+        from the newest complete one instead.
+        """
+        selector = f"{RUN_LABEL}={self._run_label(context)}"
+        jobs = self._inner.job_client.list_namespaced_job(namespace=namespace, label_selector=selector)
+        for old in jobs.items:
+            if old.metadata.name == self._job_name:
+                continue  # this very try (a re-execution): KubernetesJobOperator refuses a duplicate
+            self.log.warning("Deleting Job %s/%s left by an earlier try", namespace, old.metadata.name)
+            self._inner.job_client.delete_namespaced_job(
+                name=old.metadata.name, namespace=namespace, propagation_policy="Foreground"
+            )
+        services = self._inner.hook.core_v1_client.list_namespaced_service(
+            namespace=namespace, label_selector=selector
+        )
+        for svc in services.items:
+            self._inner.hook.core_v1_client.delete_namespaced_service(
+                name=svc.metadata.name, namespace=namespace
+            )
 
     def _delete_service(self) -> None:
         if self._service is None or self._inner is None:

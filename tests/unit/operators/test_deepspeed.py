@@ -15,6 +15,7 @@ from airflow_provider_llmops.exceptions import (
     TrainingSpecError,
 )
 from airflow_provider_llmops.operators.deepspeed import (
+    RUN_LABEL,
     DeepSpeedLocalTrainingOperator,
     DeepSpeedMultiNodeTrainingOperator,
     DeepSpeedTrainingOperator,
@@ -208,9 +209,14 @@ def test_multinode_job_and_service_fields(kubeconfig):
 def test_multinode_names_change_per_try():
     spec = _spec(resources=ResourcesSpec(nodes=2, gpus_per_node=8))
     op = DeepSpeedMultiNodeTrainingOperator(task_id="train", spec=spec, **POD_ARGS)
-    _, s1 = op.build_job_operator(_context(1))
-    _, s2 = op.build_job_operator(_context(2))
+    j1, s1 = op.build_job_operator(_context(1))
+    j2, s2 = op.build_job_operator(_context(2))
     assert s1.metadata.name != s2.metadata.name
+    assert j1.name != j2.name
+    # One label for every try of the run: a new try finds and deletes what an earlier one left.
+    assert j1.labels[RUN_LABEL] == j2.labels[RUN_LABEL] == s1.metadata.labels[RUN_LABEL]
+    other_run = dict(_context(1), run_id="manual__other")
+    assert op.build_job_operator(other_run)[0].labels[RUN_LABEL] != j1.labels[RUN_LABEL]
 
 
 def test_impossible_deepspeed_combination_fails_at_parse_time():
