@@ -21,7 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_llmops.exceptions import TrainingManifestError, TrainingSpecError
+from airflow_provider_llmops.exceptions import (
+    TrainingManifestError,
+    TrainingOutputConflictError,
+    TrainingSpecError,
+)
 from airflow_provider_llmops.training.spec import TrainingJobSpec
 from airflow_provider_llmops.utils.training_records import TrainingManifest, model_alias, model_asset
 
@@ -205,9 +209,15 @@ class _DeepSpeedBaseOperator(BaseOperator):
             # A protocol the worker has no fsspec driver for: the trainer checks in the pod.
             self.log.info("Cannot check the output location from the worker (%s); the trainer will", err)
             return False
-        if not store.is_local or Path(store.root).exists() or self.manifest_uri:
+        if store.is_local and not Path(store.root).exists():
+            return False  # nothing there yet (or a path only the pod sees)
+        try:
             return check_output(store, self.job.spec_hash()) is not None
-        return False
+        except (TrainingOutputConflictError, TrainingManifestError):
+            raise
+        except Exception as err:  # no credentials here, unreachable store, ...: the pod has its own
+            self.log.info("Cannot read the output location from the worker (%s); the trainer checks it", err)
+            return False
 
 
 class DeepSpeedLocalTrainingOperator(_DeepSpeedBaseOperator):
