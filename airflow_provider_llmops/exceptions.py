@@ -217,6 +217,92 @@ class DvcWaitError(DvcError):
     """Waiting for a new dataset version timed out or failed."""
 
 
+# --- Elasticsearch kNN indexing ------------------------------------------------------------
+
+__all__ += [
+    "ElasticsearchAliasError",
+    "ElasticsearchBulkError",
+    "ElasticsearchCompatibilityError",
+    "ElasticsearchConnectionError",
+    "ElasticsearchCountMismatchError",
+    "ElasticsearchError",
+    "ElasticsearchGateError",
+    "ElasticsearchInputError",
+    "EmbeddingError",
+]
+
+
+class ElasticsearchError(LlmopsError):
+    """Something went wrong building or serving a kNN index; ``index`` and ``alias`` say where."""
+
+    def __init__(self, message: str, *, index: str = "", alias: str = "") -> None:
+        super().__init__(message)
+        self.index = index
+        self.alias = alias
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only context survives pickling (Airflow sends task errors across processes).
+        return (_rebuild_es_error, (type(self), str(self.args[0]) if self.args else "", dict(self.__dict__)))
+
+
+def _rebuild_es_error(
+    cls: type[ElasticsearchError], message: str, state: dict[str, object]
+) -> ElasticsearchError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class ElasticsearchConnectionError(ElasticsearchError):
+    """The cluster could not be reached, is not healthy, or the connection is misconfigured."""
+
+
+class ElasticsearchInputError(ElasticsearchError):
+    """The documents to index are missing, empty or malformed; ``path`` and ``line`` say where."""
+
+    def __init__(self, message: str, *, path: str = "", line: int | None = None, **kwargs: str) -> None:
+        super().__init__(message, **kwargs)
+        self.path = path
+        self.line = line
+
+
+class ElasticsearchAliasError(ElasticsearchError):
+    """The alias cannot be managed safely (several indices, a concrete index of that name, ...)."""
+
+
+class ElasticsearchCompatibilityError(ElasticsearchError):
+    """An index was built with another embedding model, dims or similarity than the encoder in use."""
+
+    def __init__(self, message: str, *, mismatches: dict[str, tuple[object, object]], **kwargs: str) -> None:
+        super().__init__(message, **kwargs)
+        self.mismatches = mismatches
+
+
+class ElasticsearchBulkError(ElasticsearchError):
+    """Documents could not be indexed after all retries; ``failed`` lists (id, status, reason)."""
+
+    def __init__(self, message: str, *, failed: list[tuple[str, int, str]], **kwargs: str) -> None:
+        super().__init__(message, **kwargs)
+        self.failed = failed
+
+
+class ElasticsearchCountMismatchError(ElasticsearchError):
+    """After the load the index holds another number of documents than were sent."""
+
+
+class ElasticsearchGateError(ElasticsearchError):
+    """The new index failed the quality gate; the alias was left where it was."""
+
+    def __init__(self, message: str, *, evaluation: dict[str, object], **kwargs: str) -> None:
+        super().__init__(message, **kwargs)
+        self.evaluation = evaluation
+
+
+class EmbeddingError(LlmopsError):
+    """An encoder could not be loaded or returned vectors of the wrong shape."""
+
+
 # --- DeepSpeed training ----------------------------------------------------------------------
 
 __all__ += [

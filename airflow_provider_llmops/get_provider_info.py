@@ -30,6 +30,11 @@ def get_provider_info() -> dict:
                 "tags": ["software"],
             },
             {
+                "integration-name": "Elasticsearch kNN",
+                "external-doc-url": "https://www.elastic.co/docs/solutions/search/vector/knn",
+                "tags": ["software"],
+            },
+            {
                 "integration-name": "DeepSpeed",
                 "external-doc-url": "https://www.deepspeed.ai/",
                 "tags": ["software"],
@@ -38,6 +43,7 @@ def get_provider_info() -> dict:
         "hooks": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.hooks.dvc"]},
             {"integration-name": "Triton Inference Server", "python-modules": [f"{PACKAGE}.hooks.triton"]},
+            {"integration-name": "Elasticsearch kNN", "python-modules": [f"{PACKAGE}.hooks.elasticsearch"]},
         ],
         "operators": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.operators.dvc"]},
@@ -45,6 +51,10 @@ def get_provider_info() -> dict:
             {
                 "integration-name": "Triton Inference Server",
                 "python-modules": [f"{PACKAGE}.operators.triton"],
+            },
+            {
+                "integration-name": "Elasticsearch kNN",
+                "python-modules": [f"{PACKAGE}.operators.elasticsearch"],
             },
         ],
         "sensors": [
@@ -58,61 +68,85 @@ def get_provider_info() -> dict:
         "asset-uris": [
             {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.dvc.sanitize_uri"},
             {"schemes": ["triton"], "handler": f"{PACKAGE}.assets.triton.sanitize_uri"},
+            {"schemes": ["elasticsearch"], "handler": f"{PACKAGE}.assets.elasticsearch.sanitize_uri"},
         ],
         "connection-types": [
             {
                 "hook-class-name": f"{PACKAGE}.hooks.dvc.DvcHook",
                 "hook-name": "DVC Project",
                 "connection-type": "llmops_dvc",
+                # The UI shows `schema.examples` as each field's placeholder (and a pick list); a
+                # type without "null" marks the field required.
                 "conn-fields": {
                     "repo": {
-                        "label": "Repository",
-                        "schema": {"type": ["string", "null"]},
-                        "description": "Git URL or local path of the DVC project.",
+                        "label": "Repository (required)",
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "examples": ["https://github.com/acme/datasets.git", "/srv/datasets"],
+                        },
+                        "description": "Git URL or local path of the DVC project (no credentials in the URL: "
+                        "use Login/Password).",
                     },
                     "rev": {
                         "label": "Default rev",
-                        "schema": {"type": ["string", "null"], "default": "main"},
+                        "schema": {"type": ["string", "null"], "default": "main", "examples": ["main", "v2"]},
                         "description": "Branch, tag or commit used when a task gives none.",
+                    },
+                    "subdir": {
+                        "label": "DVC project folder (monorepos)",
+                        "schema": {"type": ["string", "null"], "pattern": r"^[^/\\].*$", "examples": ["ml"]},
+                        "description": "The folder of the repository that holds the DVC project (`dvc init "
+                        "--subdir`); empty when it is the repository's root.",
                     },
                     "remote": {
                         "label": "DVC remote name",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {"type": ["string", "null"], "examples": ["storage"]},
                         "description": "Name of the DVC remote to pull from and push to (default: the project's).",
                     },
                     "remote_url": {
                         "label": "DVC remote URL",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {
+                            "type": ["string", "null"],
+                            "examples": ["s3://my-bucket/dvc-store", "/mnt/dvc-store"],
+                        },
                         "description": "Overrides the remote's URL, e.g. s3://bucket/dvc or /mnt/dvc-store.",
+                    },
+                    "remote_config": {
+                        "label": "DVC remote settings",
+                        "schema": {"type": ["object", "null"], "examples": [{"region": "eu-west-1"}]},
+                        "description": 'Other settings of the DVC remote as JSON, e.g. {"region": "eu-west-1", '
+                        '"endpointurl": "https://minio:9000"}. Keys naming secrets (key, token, password) are '
+                        "masked.",
                     },
                     "git_remote": {
                         "label": "Git remote",
-                        "schema": {"type": ["string", "null"], "default": "origin"},
+                        "schema": {"type": ["string", "null"], "default": "origin", "examples": ["origin"]},
                         "description": "Git remote that new versions (commits and tags) are pushed to.",
                     },
                     "git_user_name": {
                         "label": "Git author name",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {"type": ["string", "null"], "examples": ["Data Platform Bot"]},
                         "description": "Identity for the commits and tags of new versions (default: git config).",
                     },
                     "git_user_email": {
                         "label": "Git author email",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {
+                            "type": ["string", "null"],
+                            "format": "email",
+                            "examples": ["data-bot@acme.com"],
+                        },
+                        "description": "Email for the commits and tags of new versions (default: git config).",
                     },
                 },
-                # Other DVC remote settings (region, endpointurl, ...) go in the extra field as
-                # {"remote_config": {...}}; login/password become the remote's credentials.
+                # Login/password become the DVC remote's credentials (mapped by its URL scheme).
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port", "host"],
                     "relabeling": {
                         "login": "Remote access key / user",
                         "password": "Remote secret key / password",
                     },
-                    "placeholders": {
-                        "repo": "https://github.com/org/datasets.git or /srv/datasets",
-                        "rev": "main",
-                        "remote_url": "s3://my-bucket/dvc-store",
-                    },
+                    "placeholders": {"login": "AKIA... (S3) or user", "password": "secret key or password"},
                 },
             },
             {

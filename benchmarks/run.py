@@ -4,6 +4,7 @@
     python -m benchmarks.run --repeats 9     # more repeats on a noisy machine
     python -m benchmarks.run --suite dvc     # also the DVC add+push / pull ratios
     python -m benchmarks.run --suite triton  # also the Triton infer / deploy / batching ratios
+    python -m benchmarks.run --suite es      # Elasticsearch ingest, recall and encoder ratios
     python -m benchmarks.run --suite train   # also trainer vs plain DeepSpeed, launcher overhead
 
 Every suite lives in ``benchmarks/bench_<name>.py`` and returns `reporting.Result`s; this
@@ -24,6 +25,7 @@ SUITES = {
     "parse": "benchmarks.bench_parse",
     "dvc": "benchmarks.bench_dvc",
     "triton": "benchmarks.bench_triton",
+    "es": "benchmarks.bench_es",
     "train": "benchmarks.bench_train",
 }
 

@@ -25,6 +25,7 @@ signal.signal(signal.SIGTERM, _interrupt)
 pytest_plugins = [
     "tests.fixtures.airflow",
     "tests.fixtures.elasticsearch",
+    "tests.fixtures.es_knn",
     "tests.fixtures.triton",
     "tests.fixtures.dvc",
 ]

@@ -3,7 +3,8 @@
 # A second venv (.venv-floor) pinned by dev/floor/constraints.txt; reinstalled only when the
 # pins or the project metadata change. Regenerate the pins with:
 #   .venv/bin/uv pip compile pyproject.toml dev/floor/requirements.in -o dev/floor/constraints.txt \
-#     --python-version 3.11 --no-header --exclude-newer 2026-06-01T00:00:00Z
+#     --python-version 3.11 --no-header --exclude-newer 2026-06-01T00:00:00Z \
+#     --exclude-newer-package apache-airflow-providers-elasticsearch=2026-11-01T00:00:00Z
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source dev/bootstrap.sh

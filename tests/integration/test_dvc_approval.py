@@ -414,4 +414,11 @@ def _backfill_diagnosis(stack: Stack, run_ids: list[str]) -> str:
             if ti["state"] == "failed":
                 for log in logs.rglob(f"run_id={run_id}/task_id={ti['task_id']}/*.log"):
                     lines.append(log_tail(log, 40))
+    text = stack.af.process.log_path.read_text(errors="replace").splitlines()
+    lines += [
+        line for line in text if any(r in line for r in run_ids) and ("rror" in line or "failed" in line)
+    ]
+    lines += [line for line in text if "Traceback" in line or "OperationalError" in line or "locked" in line][
+        :20
+    ]
     return "\n".join(lines)
