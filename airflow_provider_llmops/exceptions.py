@@ -301,3 +301,62 @@ class ElasticsearchGateError(ElasticsearchError):
 
 class EmbeddingError(LlmopsError):
     """An encoder could not be loaded or returned vectors of the wrong shape."""
+
+
+# --- DeepSpeed training ----------------------------------------------------------------------
+
+__all__ += [
+    "TrainingConfigError",
+    "TrainingDataError",
+    "TrainingError",
+    "TrainingLaunchError",
+    "TrainingManifestError",
+    "TrainingModelError",
+    "TrainingOutputConflictError",
+    "TrainingSpecError",
+]
+
+
+class TrainingError(LlmopsError):
+    """Something went wrong preparing, launching or reading back a training job."""
+
+
+class TrainingSpecError(TrainingError):
+    """The job spec is malformed; ``field`` is the dotted name of the bad field."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TrainingConfigError(TrainingSpecError):
+    """The DeepSpeed configuration is impossible (e.g. fp16 and bf16, offload_param without ZeRO-3)."""
+
+
+class TrainingDataError(TrainingError):
+    """The dataset is missing or a row lacks the fields the task needs; ``path``/``line`` say where."""
+
+    def __init__(self, message: str, *, path: str = "", line: int = 0) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+class TrainingModelError(TrainingError):
+    """The model folder is missing or does not fit the task (not a causal LM, not an encoder)."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class TrainingOutputConflictError(TrainingError):
+    """The output location holds a finished run of a different spec (another spec hash)."""
+
+
+class TrainingLaunchError(TrainingError):
+    """The training processes, pod or Job failed; the message ends with the tail of their log."""
+
+
+class TrainingManifestError(TrainingError):
+    """The run finished but its manifest.json is missing or unreadable at the output location."""

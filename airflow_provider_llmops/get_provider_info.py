@@ -34,6 +34,11 @@ def get_provider_info() -> dict:
                 "external-doc-url": "https://www.elastic.co/docs/solutions/search/vector/knn",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "DeepSpeed",
+                "external-doc-url": "https://www.deepspeed.ai/",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.hooks.dvc"]},
@@ -42,6 +47,7 @@ def get_provider_info() -> dict:
         ],
         "operators": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.operators.dvc"]},
+            {"integration-name": "DeepSpeed", "python-modules": [f"{PACKAGE}.operators.deepspeed"]},
             {
                 "integration-name": "Triton Inference Server",
                 "python-modules": [f"{PACKAGE}.operators.triton"],

@@ -5,6 +5,7 @@
     python -m benchmarks.run --suite dvc     # also the DVC add+push / pull ratios
     python -m benchmarks.run --suite triton  # also the Triton infer / deploy / batching ratios
     python -m benchmarks.run --suite es      # Elasticsearch ingest, recall and encoder ratios
+    python -m benchmarks.run --suite train   # also trainer vs plain DeepSpeed, launcher overhead
 
 Every suite lives in ``benchmarks/bench_<name>.py`` and returns `reporting.Result`s; this
 module only picks the suites and prints one line per metric (median ratio, min-max of each
@@ -25,6 +26,7 @@ SUITES = {
     "dvc": "benchmarks.bench_dvc",
     "triton": "benchmarks.bench_triton",
     "es": "benchmarks.bench_es",
+    "train": "benchmarks.bench_train",
 }
 
 

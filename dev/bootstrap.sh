@@ -31,8 +31,9 @@ fi
 stamp="$VENV/.llmops-install-stamp"
 want="$(cat constraints.txt pyproject.toml dev/bootstrap.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  log "installing airflow-provider-llmops[dev,serving,grpc,embed] with constraints.txt"
-  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -c constraints.txt -e ".[dev,serving,grpc,embed]"
+  log "installing airflow-provider-llmops[dev,serving,grpc,embed,train,train-test] with constraints.txt"
+  # [train] is the training stack (torch, deepspeed, transformers) the trainer tests run for real.
+  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -c constraints.txt -e ".[dev,serving,grpc,embed,train,train-test]"
   # Without .pyc files every `import airflow` recompiles Airflow from source (seconds each).
   log "compiling bytecode"
   "$VENV/bin/python" -m compileall -q -j 0 "$VENV/lib" >/dev/null || true

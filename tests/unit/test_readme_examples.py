@@ -26,5 +26,7 @@ def test_readme_operator_examples_build_a_dag():
             assert {"wait_for_dataset", "pull", "review", "publish"} <= set(dag.task_ids)
         if "operators.triton" in code:
             assert {"deploy_embedder", "wait_minilm", "rollback_embedder"} <= set(dag.task_ids)
+        if "operators.deepspeed" in code:
+            assert {"train", "train_big", "train_local"} <= set(dag.task_ids)
         if "operators.elasticsearch" in code:
             assert dag.task_ids and {"index_docs", "rollback_docs"} & set(dag.task_ids)
