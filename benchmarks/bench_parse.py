@@ -24,6 +24,13 @@ DVC_TASK = (
     "DvcPullOperator(task_id=f'step_{i}', path='data/train.jsonl', local_path='/tmp/data', repo='/srv/ds') "
     "if i else DvcUpdateSensor(task_id=f'step_{i}', path='data/train.jsonl', repo='/srv/ds')"
 )
+TRAIN_IMPORTS = (
+    "from airflow_provider_llmops.operators.deepspeed import DeepSpeedTrainingOperator\n"
+    "from airflow_provider_llmops.training.spec import DataSpec, ModelSpec, TrainingJobSpec\n"
+    "SPEC = TrainingJobSpec(name='bench', task='causal_lm', model=ModelSpec(path='/models/base'), "
+    "data=DataSpec(path='/data/train.jsonl'), output='/runs/bench')"
+)
+TRAIN_TASK = "DeepSpeedTrainingOperator(task_id=f'step_{i}', spec=SPEC, image='trainer:1')"
 BASH_TASK = (
     "BashOperator(task_id=f'step_{i}', bash_command='dvc pull data/train.jsonl', "
     "outlets=[Asset('dvc://ds/data/train.jsonl')])"
@@ -79,9 +86,11 @@ def bench_dag_parse(repeats: int) -> dict[str, Samples]:
         "from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor",
         DVC_TASK,
     )
+    training = _write_dag(tmp, "bench_training", TRAIN_IMPORTS, TRAIN_TASK)
     return {
         "dag_parse": measure(_parse(empty), _parse(provider), repeats),
         "dag_parse_vs_bash": measure(_parse(bash), _parse(provider), repeats),
+        "dag_parse_training": measure(_parse(empty), _parse(training), repeats),
     }
 
 
@@ -109,6 +118,11 @@ def run_all(repeats: int = 5, quick: bool = False) -> dict[str, Result]:
             parse["dag_parse_vs_bash"],
             1.2,
             "the same DAG vs BashOperator calling dvc with the same Asset outlets",
+        ),
+        "dag_parse_training": Result(
+            parse["dag_parse_training"],
+            1.2,
+            f"DAG parse, {TASKS} DeepSpeedTrainingOperator tasks vs EmptyOperator",
         ),
         "operator_import": Result(
             bench_operator_import(repeats), 1.15, "import: provider operators vs `import airflow.sdk`"

@@ -129,7 +129,7 @@ class TritonDeployOperator(TritonBaseOperator):
         TritonDeployOperator(
             task_id="deploy_embedder",
             model_name="minilm",
-            source="{{ ti.xcom_pull('train')['manifest_path'] }}",
+            source="{{ ti.xcom_pull('train')['manifest_uri'] }}",
             package_options={"max_batch_size": 32, "instance_count": 2},
             retention=2,
         )
