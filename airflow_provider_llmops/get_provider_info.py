@@ -68,6 +68,7 @@ def get_provider_info() -> dict:
         "asset-uris": [
             {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.dvc.sanitize_uri"},
             {"schemes": ["triton"], "handler": f"{PACKAGE}.assets.triton.sanitize_uri"},
+            {"schemes": ["model"], "handler": f"{PACKAGE}.assets.model.sanitize_uri"},
             {"schemes": ["elasticsearch"], "handler": f"{PACKAGE}.assets.elasticsearch.sanitize_uri"},
         ],
         "connection-types": [

@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_llmops.assets.events import emit_event
+from airflow_provider_llmops.assets.model import model_alias, model_asset
 from airflow_provider_llmops.exceptions import (
     TrainingManifestError,
     TrainingOutputConflictError,
     TrainingSpecError,
 )
 from airflow_provider_llmops.training.spec import TrainingJobSpec
-from airflow_provider_llmops.utils.training_records import TrainingManifest, model_alias, model_asset
+from airflow_provider_llmops.utils.training_records import TrainingManifest
 
 # On the Job and Service of a multi-node run: the same for every try of one task in one run.
 RUN_LABEL = "llmops/run"
@@ -192,11 +194,13 @@ class _DeepSpeedBaseOperator(BaseOperator):
             record.samples_per_s,
             record.model_uri,
         )
-        events = context.get("outlet_events")
-        if self.asset_alias is not None and events is not None:
-            events[self.asset_alias].add(
-                model_asset(record.name, record.spec_hash), extra=record.asset_extra()
-            )
+        emit_event(
+            context,
+            record.asset_extra(),
+            asset=None,
+            alias=self.asset_alias,
+            resolve=lambda: model_asset(record.name, record.spec_hash),
+        )
         return record.to_xcom()
 
     def _check_output_before_launch(self) -> bool:

@@ -36,6 +36,7 @@ from airflow_provider_llmops.assets.dvc import (
     dvc_asset,
     dvc_review_asset,
 )
+from airflow_provider_llmops.assets.events import emit_event
 from airflow_provider_llmops.utils.dvc_checks import check_dvc_fields
 from airflow_provider_llmops.utils.previous_run import last_success_xcom
 from airflow_provider_llmops.utils.templating import ValidateAfterRender, is_templated
@@ -187,15 +188,13 @@ class DvcBaseOperator(ValidateAfterRender, BaseOperator):
 
     def emit(self, context: Context, extra: dict[str, Any]) -> None:
         """Attach `extra` to the task's Asset event (through the alias: the Asset this run produced)."""
-        events = context.get("outlet_events")
-        if events is None:
-            return
-        if self.asset is not None:
-            events[self.asset].extra = extra
-        elif self.asset_alias is not None:
-            events[self.asset_alias].add(
-                self._asset_for(self.hook.settings.repo, str(self.path)), extra=extra
-            )
+        emit_event(
+            context,
+            extra,
+            asset=self.asset,
+            alias=self.asset_alias,
+            resolve=lambda: self._asset_for(self.hook.settings.repo, str(self.path)),
+        )
 
     def resolve(self, context: Context, rev: str | None, branch: str | None) -> tuple[str, str]:
         """(rev label, sha): explicit rev, else the branch as of the logical date, else the branch tip."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_llmops.assets.elasticsearch import check_alias_name, es_alias, es_asset
+from airflow_provider_llmops.assets.events import emit_event
 from airflow_provider_llmops.utils.templating import ValidateAfterRender, is_templated, require_str
 
 if TYPE_CHECKING:
@@ -64,13 +65,13 @@ class _EsLineage(ValidateAfterRender, BaseOperator):
         return ElasticsearchVectorHook(self.elasticsearch_conn_id)
 
     def _emit(self, context: Context, extra: dict[str, Any]) -> None:
-        events = context.get("outlet_events")
-        if events is None:
-            return
-        if self.asset is not None:
-            events[self.asset].extra = extra
-        elif self.asset_alias is not None:
-            events[self.asset_alias].add(es_asset(self.cluster_name, self.alias), extra=extra)
+        emit_event(
+            context,
+            extra,
+            asset=self.asset,
+            alias=self.asset_alias,
+            resolve=lambda: es_asset(self.cluster_name, self.alias),
+        )
 
     def _validate(self, *, rendered: bool) -> None:
         check_alias_name(self.alias)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_llmops.assets.events import emit_event
 from airflow_provider_llmops.assets.triton import triton_alias, triton_asset
 from airflow_provider_llmops.exceptions import TritonConfigError, TritonPublishError, TritonVersionError
 from airflow_provider_llmops.serving.names import check_model_name, check_version
@@ -100,16 +101,13 @@ class TritonBaseOperator(BaseOperator):
         )
 
     def _emit(self, context: Context, record: TritonModelVersion) -> None:
-        events = context.get("outlet_events")
-        if events is None:
-            return
-        extra = record.asset_extra()
-        if self.asset is not None:
-            events[self.asset].extra = extra
-        elif self.asset_alias is not None:
-            events[self.asset_alias].add(
-                triton_asset(self.server_name or self.triton_conn_id, record.model), extra=extra
-            )
+        emit_event(
+            context,
+            record.asset_extra(),
+            asset=self.asset,
+            alias=self.asset_alias,
+            resolve=lambda: triton_asset(self.server_name or self.triton_conn_id, record.model),
+        )
 
     def on_kill(self) -> None:
         if "manager" in self.__dict__:

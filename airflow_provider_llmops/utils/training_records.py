@@ -10,14 +10,11 @@ Stdlib + ``airflow.sdk`` only: the DAG processor imports it with the operators. 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from airflow_provider_llmops.utils.records import Record
 
-if TYPE_CHECKING:
-    from airflow.sdk import Asset, AssetAlias
-
-__all__ = ["TrainingManifest", "model_alias", "model_asset"]
+__all__ = ["TrainingManifest"]
 
 
 @dataclass(frozen=True)
@@ -73,17 +70,3 @@ class TrainingManifest(Record):
             wall_time_s=float(manifest.get("wall_time_s", 0.0)),
             loss_curve=tuple((int(s), float(v)) for s, v in manifest.get("loss_curve", [])),
         )
-
-
-def model_asset(name: str, spec_hash: str) -> Asset:
-    """The Asset of a trained model: ``model://<name>/<spec-hash>``."""
-    from airflow.sdk import Asset
-
-    return Asset(f"model://{name}/{spec_hash}")
-
-
-def model_alias(dag_id: str, task_id: str) -> AssetAlias:
-    """AssetAlias ``model:<dag_id>:<task_id>``: the spec hash is only known once the spec is rendered."""
-    from airflow.sdk import AssetAlias
-
-    return AssetAlias(f"model:{dag_id}:{task_id}")
