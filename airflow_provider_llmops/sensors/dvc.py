@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_llmops.assets.dvc import DEFAULT_CONN_ID
+from airflow_provider_llmops.utils.deferral import poke_then_defer
 from airflow_provider_llmops.utils.dvc_checks import check_dvc_fields
 from airflow_provider_llmops.utils.previous_run import last_success_xcom
 from airflow_provider_llmops.utils.templating import ValidateAfterRender
@@ -149,13 +149,12 @@ class DvcUpdateSensor(ValidateAfterRender, BaseSensorOperator):
         self._init_baseline(context)
         if not self.deferrable:
             return super().execute(context)
-        first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
         from airflow_provider_llmops.triggers.dvc import DvcUpdateTrigger
 
-        self.defer(
-            trigger=DvcUpdateTrigger(
+        return poke_then_defer(
+            self,
+            context,
+            lambda: DvcUpdateTrigger(
                 path=self.path,
                 since_md5=self._baseline,
                 rev=self._rev(),
@@ -167,8 +166,6 @@ class DvcUpdateSensor(ValidateAfterRender, BaseSensorOperator):
                 timeout=self.timeout,
                 max_transient_errors=self.max_transient_errors,
             ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

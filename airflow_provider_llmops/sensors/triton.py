@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_llmops.serving.names import check_model_name, check_version
+from airflow_provider_llmops.utils.deferral import poke_then_defer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 DEFAULT_CONN_ID = "llmops_triton_default"
 # The framework's defer timeout is a backstop: the trigger's own (actionable) timeout fires first.
-_DEFER_PADDING_S = 60
 
 
 class TritonModelReadySensor(BaseSensorOperator):
@@ -72,13 +71,12 @@ class TritonModelReadySensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
         from airflow_provider_llmops.triggers.triton import TritonModelReadyTrigger
 
-        self.defer(
-            trigger=TritonModelReadyTrigger(
+        return poke_then_defer(
+            self,
+            context,
+            lambda: TritonModelReadyTrigger(
                 triton_conn_id=self.triton_conn_id,
                 model_name=self.model_name,
                 version=self.version,
@@ -86,8 +84,6 @@ class TritonModelReadySensor(BaseSensorOperator):
                 timeout=float(self.timeout),
                 max_transient_errors=self.max_transient_errors,
             ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout) + _DEFER_PADDING_S),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
