@@ -9,7 +9,6 @@ so import costs are paid the way a worker pays them. Target: candidate/baseline 
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.reporting import REPO_ROOT, Result, Samples, report
+from benchmarks.reporting import REPO_ROOT, Result, Samples, suite_main
 from dev.harness.dvc import dvc_env, make_dvc_project
 
 TARGET = 1.1
@@ -144,15 +143,9 @@ def run_all(repeats: int = 3, quick: bool = False) -> dict[str, Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    return suite_main(
+        run_all, __doc__, argv, repeats=3, quick_help="5 MB + 200 files instead of 200 MB + 3000"
     )
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="5 MB + 200 files instead of 200 MB + 3000")
-    args = parser.parse_args(argv)
-    for name, result in run_all(args.repeats, args.quick).items():
-        print(report(name, result.title, result.samples, result.target), flush=True)
-    return 0
 
 
 if __name__ == "__main__":

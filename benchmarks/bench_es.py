@@ -16,7 +16,6 @@ The server is the harness's (a fresh single node), or ``LLMOPS_ES_URL`` when set
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import statistics
@@ -25,7 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from benchmarks.reporting import Result, report
+from benchmarks.reporting import Result, suite_main
 
 INGEST_TARGET = 1.5
 RECALL_TARGET = 0.95
@@ -233,17 +232,13 @@ def run_all(repeats: int = 3, quick: bool = False) -> dict[str, Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    return suite_main(
+        run_all,
+        __doc__,
+        argv,
+        repeats=3,
+        quick_help="3,000 docs and 64 texts instead of 20,000 and the corpus",
     )
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--quick", action="store_true", help="3,000 docs and 64 texts instead of 20,000 and the corpus"
-    )
-    args = parser.parse_args(argv)
-    for name, result in run_all(args.repeats, args.quick).items():
-        print(report(name, result.title, result.samples, result.target, result.higher_is_better), flush=True)
-    return 0
 
 
 if __name__ == "__main__":

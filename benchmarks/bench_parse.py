@@ -11,13 +11,12 @@ modules load in every sample, as they do in every parse.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.reporting import Result, Samples, measure, report, time_in_fresh_interpreter
+from benchmarks.reporting import Result, Samples, measure, suite_main, time_in_fresh_interpreter
 
 TASKS = 20
 DVC_TASK = (
@@ -131,14 +130,7 @@ def run_all(repeats: int = 5, quick: bool = False) -> dict[str, Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-    for name, result in run_all(args.repeats).items():
-        print(report(name, result.title, result.samples, result.target), flush=True)
-    return 0
+    return suite_main(run_all, __doc__, argv, repeats=5)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Times are medians of ``--repeats`` samples, baseline and candidate interleaved.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.reporting import Result, Samples, report
+from benchmarks.reporting import Result, Samples, suite_main
 
 log = logging.getLogger("bench_triton")
 
@@ -207,15 +206,7 @@ def run_all(repeats: int = 5, quick: bool = False) -> dict[str, Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="fewer requests and texts")
-    args = parser.parse_args(argv)
-    for name, result in run_all(args.repeats, args.quick).items():
-        print(report(name, result.title, result.samples, result.target), flush=True)
-    return 0
+    return suite_main(run_all, __doc__, argv, repeats=5, quick_help="fewer requests and texts")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -20,7 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["REPO_ROOT", "Result", "Samples", "measure", "report", "time_in_fresh_interpreter"]
+__all__ = [
+    "REPO_ROOT",
+    "Result",
+    "Samples",
+    "measure",
+    "print_results",
+    "report",
+    "suite_main",
+    "time_in_fresh_interpreter",
+]
 
 Samples = tuple[list[float], list[float]]
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -82,3 +92,28 @@ def report(
         f"candidate median {statistics.median(cand):.4g} [{min(cand):.4g}-{max(cand):.4g}]  "
         f"n={len(base)}  # {title}"
     )
+
+
+def print_results(results: dict[str, Result]) -> None:
+    """One `report` line per metric."""
+    for name, result in results.items():
+        print(report(name, result.title, result.samples, result.target, result.higher_is_better), flush=True)
+
+
+def suite_main(
+    run_all: Callable[..., dict[str, Result]],
+    doc: str | None,
+    argv: list[str] | None = None,
+    *,
+    repeats: int = 3,
+    quick_help: str | None = None,
+) -> int:
+    """The command line of a suite module: ``--repeats N`` (and ``--quick`` when the suite has one)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    if quick_help:
+        parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args(argv)
+    kwargs = {"quick": args.quick} if quick_help else {}
+    print_results(run_all(repeats=args.repeats, **kwargs))
+    return 0

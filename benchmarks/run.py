@@ -18,7 +18,7 @@ import argparse
 import importlib
 import sys
 
-from benchmarks.reporting import report
+from benchmarks.reporting import print_results
 
 # Suite name -> module; `parse` always runs, the others on request.
 SUITES = {
@@ -39,11 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small data for the extra suites")
     args = parser.parse_args(argv)
     for suite in ["parse", *args.suite]:
-        results = importlib.import_module(SUITES[suite]).run_all(repeats=args.repeats, quick=args.quick)
-        for name, result in results.items():
-            print(
-                report(name, result.title, result.samples, result.target, result.higher_is_better), flush=True
-            )
+        print_results(importlib.import_module(SUITES[suite]).run_all(repeats=args.repeats, quick=args.quick))
     return 0
 
 

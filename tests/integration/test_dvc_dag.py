@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.airflow import asset_events, run_dag
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +26,6 @@ def _collect(out: Path):
         out.write_text(json.dumps(results, default=str))
 
     return collect()
-
-
-def _run(dag, **kwargs):
-    """`dag.test()` for a DAG built in a test: serialise it into the metadata DB first (Airflow 3.1+)."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=os.devnull)
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
-    return dag.test(**kwargs)
 
 
 def _dag(dag_id: str, conn: str, tmp_path: Path, out: Path):
@@ -117,7 +106,7 @@ def test_operators_in_a_dag_backfill_date(airflow_db, dvc_dataset, dvc_conn, tmp
     out = tmp_path / "results.json"
     dag = _dag("dvc_ops_test", dvc_conn, tmp_path, out)
     # A run for 2024-01-04 must see v1 (v2 was committed on 2024-01-05).
-    dr = _run(dag, logical_date=datetime(2024, 1, 4, tzinfo=timezone.utc))
+    dr = run_dag(dag, logical_date=datetime(2024, 1, 4, tzinfo=timezone.utc))
     assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
     results = json.loads(out.read_text())
     pull = results["pull"]
@@ -232,7 +221,7 @@ def test_credentials_never_reach_logs_xcom_or_errors(
         ) as dag:
             DvcPushOperator(task_id="push", path="{{ params.path }}", dvc_conn_id=conn)
         seen = len(server.headers)
-        dr = _run(dag)
+        dr = run_dag(dag)
     finally:
         server.close()
     assert dr.state == "failed"
@@ -270,31 +259,9 @@ def test_token_in_repo_url_never_reaches_errors_or_logs(
 
     with DAG("dvc_token_fail", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)) as bad:
         DvcPullOperator(task_id="pull", path="data/train", local_path=str(tmp_path / "x"), dvc_conn_id=conn)
-    dr = _run(bad)
+    dr = run_dag(bad)
     assert dr.state == "failed"
     _assert_logged_without("Cannot clone", TOKEN, capfd, caplog, airflow_db)
-
-
-def _asset_events(uri: str) -> list[dict]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == uri)
-        ).all()
-        return [
-            {
-                "dag_id": e.source_dag_id,
-                "task_id": e.source_task_id,
-                "extra": dict(e.extra or {}),
-                "aliases": [a.name for a in e.source_aliases],
-            }
-            for e in rows
-        ]
 
 
 @pytest.mark.parametrize("how", ["literal-repo", "templated-path", "connection"])
@@ -328,11 +295,11 @@ def test_pull_records_asset_event_with_version(airflow_db, dvc_dataset, dvc_conn
     else:
         assert op.asset is not None and op.asset in op.outlets
     uri = "dvc://project/data/train"  # the project's folder is named `project`
-    before = len(_asset_events(uri))
-    dr = _run(dag)
+    before = len(asset_events(uri))
+    dr = run_dag(dag)
     assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
-    events = [e for e in _asset_events(uri) if e["dag_id"] == dag_id]
-    assert len(events) == 1 and len(_asset_events(uri)) == before + 1, events
+    events = [e for e in asset_events(uri) if e["dag_id"] == dag_id]
+    assert len(events) == 1 and len(asset_events(uri)) == before + 1, events
     event = events[0]
     assert event["task_id"] == "pull"
     extra = event["extra"]
@@ -372,7 +339,7 @@ def test_review_baseline_is_the_last_successful_run(airflow_db, dvc_dataset, dvc
 
         DvcDatasetReviewOperator(task_id="review", path="data/train", dvc_conn_id=dvc_conn) >> collect()
 
-    dr = _run(dag, logical_date=datetime(2024, 1, 3, tzinfo=timezone.utc))
+    dr = run_dag(dag, logical_date=datetime(2024, 1, 3, tzinfo=timezone.utc))
     assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
     first = json.loads((out / "20240103.json").read_text())
     assert first["new_sha"] == dvc_dataset["v1"]
@@ -385,7 +352,7 @@ def test_review_baseline_is_the_last_successful_run(airflow_db, dvc_dataset, dvc
         tag="v3",
         date=datetime(2024, 1, 7, 12, tzinfo=timezone.utc),
     )
-    dr = _run(dag, logical_date=datetime(2024, 1, 8, tzinfo=timezone.utc))
+    dr = run_dag(dag, logical_date=datetime(2024, 1, 8, tzinfo=timezone.utc))
     assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
     second = json.loads((out / "20240108.json").read_text())
     assert second["new_sha"] == v3
@@ -414,19 +381,19 @@ def test_add_and_review_record_asset_events(airflow_db, dvc_dataset, dvc_conn, t
             dvc_conn_id=dvc_conn,
         )
         publish >> review
-    dr = _run(dag)
+    dr = run_dag(dag)
     assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
     v3 = project.tags()["v3"]
     md5_v3 = project.md5_of("data/train", "v3")
 
-    added = [e for e in _asset_events("dvc://project/data/train") if e["dag_id"] == dag_id]
+    added = [e for e in asset_events("dvc://project/data/train") if e["dag_id"] == dag_id]
     assert len(added) == 1, added
     assert added[0]["task_id"] == "publish"
     extra = added[0]["extra"]
     assert (extra["rev"], extra["sha"], extra["md5"], extra["path"]) == ("v3", v3, md5_v3, "data/train")
     assert extra["nfiles"] == 1 and extra["size"] > 0
 
-    reviewed = [e for e in _asset_events("dvc-review://project/data/train") if e["dag_id"] == dag_id]
+    reviewed = [e for e in asset_events("dvc-review://project/data/train") if e["dag_id"] == dag_id]
     assert len(reviewed) == 1, reviewed
     assert reviewed[0]["task_id"] == "review"
     extra = reviewed[0]["extra"]
@@ -459,7 +426,7 @@ def test_push_operator_in_a_dag_fills_the_remote(airflow_db, dvc_project, dvc_co
             out.write_text(json.dumps(context["ti"].xcom_pull(task_ids="push")))
 
         DvcPushOperator(task_id="push", path="data/train", dvc_conn_id=dvc_conn) >> collect()
-    dr = _run(dag)
+    dr = run_dag(dag)
     assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
     result = json.loads(out.read_text())
     assert result["path"] == "data/train"
@@ -504,7 +471,7 @@ def test_token_in_templated_repo_is_refused_before_rendered_fields_are_stored(
         DvcPushOperator(task_id="push", **common)
         DvcDatasetReviewOperator(task_id="review", **common)
         DvcUpdateSensor(task_id="wait", since_md5="x", deferrable=False, timeout=5, **common)
-    dr = _run(dag)
+    dr = run_dag(dag)
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert set(states.values()) == {"failed"}, states
     _assert_logged_without("must not carry credentials", PARAM_TOKEN, capfd, caplog, airflow_db)
@@ -558,7 +525,7 @@ def test_mapped_tasks_refuse_a_token_in_repo_and_still_emit_their_assets(
             repo=repos
         )
     assert AssetAlias(f"dvc:{dag_id}:pull") in pull.partial_kwargs["outlets"]
-    dr = _run(dag)
+    dr = run_dag(dag)
     states = {(ti.task_id, ti.map_index): ti.state for ti in dr.get_task_instances()}
     for task_id in ("pull", "publish", "push", "review", "wait"):
         assert states[(task_id, 0)] == "success", states
@@ -566,11 +533,11 @@ def test_mapped_tasks_refuse_a_token_in_repo_and_still_emit_their_assets(
     _assert_logged_without("must not carry credentials", MAPPED_TOKEN, capfd, caplog, airflow_db)
     assert MAPPED_TOKEN not in _db_rows_text(dag_id)
 
-    pulled = [e for e in _asset_events("dvc://project/data/train") if e["dag_id"] == dag_id]
+    pulled = [e for e in asset_events("dvc://project/data/train") if e["dag_id"] == dag_id]
     by_task = {e["task_id"]: e for e in pulled}
     assert set(by_task) == {"pull", "publish"}, pulled
     assert by_task["pull"]["aliases"] == [f"dvc:{dag_id}:pull"]
     assert by_task["pull"]["extra"]["sha"] == dvc_dataset["v1"]
     assert by_task["publish"]["extra"]["rev"] == "v2"
-    reviewed = [e for e in _asset_events("dvc-review://project/data/train") if e["dag_id"] == dag_id]
+    reviewed = [e for e in asset_events("dvc-review://project/data/train") if e["dag_id"] == dag_id]
     assert len(reviewed) == 1 and reviewed[0]["aliases"] == [f"dvc-review:{dag_id}:review"]

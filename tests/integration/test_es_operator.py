@@ -8,37 +8,13 @@ index version as its extra.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 
 import pytest
 
+from tests.fixtures.airflow import asset_events, run_dag
+
 pytestmark = pytest.mark.integration
-
-
-def _run(dag, **kwargs):
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=os.devnull)
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
-    return dag.test(**kwargs)
-
-
-def _asset_events(uri: str) -> list[dict]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == uri)
-        ).all()
-        return [{"task_id": e.source_task_id, "extra": dict(e.extra or {})} for e in rows]
 
 
 def test_index_twice_then_roll_back_in_a_dag(
@@ -95,7 +71,7 @@ def test_index_twice_then_roll_back_in_a_dag(
         first >> second >> rollback >> collect()
 
     assert first.asset is not None and first.asset.uri == f"elasticsearch://test-cluster/{alias}"
-    dr = _run(dag)
+    dr = run_dag(dag)
     assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
     results = json.loads(out.read_text())
     a, b, back = results["index_a"], results["index_b"], results["rollback"]
@@ -114,7 +90,7 @@ def test_index_twice_then_roll_back_in_a_dag(
     }
     assert sorted(es_client.indices.get_alias(name=alias).body) == [a["index"]]
 
-    events = _asset_events(f"elasticsearch://test-cluster/{alias}")
+    events = asset_events(f"elasticsearch://test-cluster/{alias}")
     by_task = {e["task_id"]: e["extra"] for e in events}
     assert set(by_task) == {"index_a", "index_b", "rollback"}
     extra = by_task["index_b"]
@@ -146,7 +122,7 @@ def test_failed_gate_in_a_dag_pushes_the_evaluation_and_keeps_the_alias(
             gate_sample_size=5,
             min_ndcg=0.5,  # without judgments: the gate cannot pass
         )
-    dr = _run(dag)
+    dr = run_dag(dag)
     assert dr.state == "failed"
     ti = dr.get_task_instance("index")
     from airflow.models.xcom import XComModel

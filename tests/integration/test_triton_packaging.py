@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from airflow_provider_llmops.serving.config import to_pbtxt, validate_config
 from airflow_provider_llmops.serving.package import package_embedding
 from airflow_provider_llmops.serving.publish import ModelRepository
+from tests.fixtures.airflow import asset_events, run_dag
 
 pytestmark = pytest.mark.integration
 
@@ -47,31 +47,6 @@ def test_onnxruntime_platform_writes_a_validated_ensemble(tiny_encoder_run, tmp_
     assert to_pbtxt(published.configs["main"], name="tiny").count("step {") == 2
 
 
-def _run(dag):
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=os.devnull)
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
-    return dag.test()
-
-
-def _asset_events(uri: str) -> list[dict]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == uri)
-        ).all()
-        return [{"task_id": e.source_task_id, "extra": e.extra} for e in rows]
-
-
 def test_deploy_operator_packages_a_manifest_in_a_dag_and_emits_the_asset(
     airflow_db, triton_conn_id, triton_model_repo, tiny_encoder_run, minilm_package
 ):
@@ -105,9 +80,9 @@ def test_deploy_operator_packages_a_manifest_in_a_dag_and_emits_the_asset(
         )
         deploy >> wait
     uri = "triton://test-triton/p_tiny"
-    dr = _run(dag)
+    dr = run_dag(dag)
     assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
-    events = _asset_events(uri)
+    events = asset_events(uri)
     assert len(events) == 1
     extra = events[0]["extra"]
     assert extra["model"] == "p_tiny" and extra["version"] == 1
