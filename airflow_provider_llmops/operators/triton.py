@@ -21,6 +21,7 @@ from airflow_provider_llmops.assets.events import emit_event
 from airflow_provider_llmops.assets.triton import triton_alias, triton_asset
 from airflow_provider_llmops.exceptions import TritonConfigError, TritonPublishError, TritonVersionError
 from airflow_provider_llmops.serving.names import check_model_name, check_version
+from airflow_provider_llmops.utils.templating import ValidateAfterRender, is_templated
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, AssetAlias, Context
@@ -31,11 +32,7 @@ if TYPE_CHECKING:
 DEFAULT_CONN_ID = "llmops_triton_default"
 
 
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
-
-
-class TritonBaseOperator(BaseOperator):
+class TritonBaseOperator(ValidateAfterRender, BaseOperator):
     """Shared arguments, hook, manager, validation and Asset emission of the Triton operators."""
 
     template_fields: Sequence[str] = ("model_name", "repository", "triton_conn_id")
@@ -54,7 +51,7 @@ class TritonBaseOperator(BaseOperator):
         self.asset: Asset | None = None
         self.asset_alias: AssetAlias | None = None
         server = server_name or triton_conn_id
-        if emit_asset and not _templated(model_name) and not _templated(server):
+        if emit_asset and not is_templated(model_name, server):
             check_model_name(model_name)
             self.asset = triton_asset(server, model_name)
             kwargs["outlets"] = [*(kwargs.pop("outlets", None) or []), self.asset]
@@ -68,12 +65,8 @@ class TritonBaseOperator(BaseOperator):
             self.asset_alias = triton_alias(self.dag_id, self.task_id)
             self.outlets.append(self.asset_alias)
 
-    def _do_render_template_fields(
-        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: Any
-    ) -> None:
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        if parent is self:
-            self.validate()
+    def _validate(self, *, rendered: bool) -> None:
+        self.validate()
 
     def validate(self) -> None:
         """The one validation pass on rendered values, before any side effect."""

@@ -9,6 +9,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_llmops.serving.names import check_model_name, check_version
 from airflow_provider_llmops.utils.deferral import poke_then_defer
+from airflow_provider_llmops.utils.templating import ValidateAfterRender, is_templated
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -17,7 +18,7 @@ DEFAULT_CONN_ID = "llmops_triton_default"
 # The framework's defer timeout is a backstop: the trigger's own (actionable) timeout fires first.
 
 
-class TritonModelReadySensor(BaseSensorOperator):
+class TritonModelReadySensor(ValidateAfterRender, BaseSensorOperator):
     """Wait until ``model_name`` (``version``, or any version when empty) is ready on Triton.
 
     With ``deferrable=True`` the wait runs in the triggerer (async HTTP, no worker slot).
@@ -46,17 +47,13 @@ class TritonModelReadySensor(BaseSensorOperator):
         self.triton_conn_id = triton_conn_id
         self.deferrable = deferrable
         self.max_transient_errors = max_transient_errors
-        if "{{" not in self.model_name:
+        if not is_templated(self.model_name):
             check_model_name(self.model_name)
 
-    def _do_render_template_fields(
-        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: Any
-    ) -> None:
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        if parent is self:
-            check_model_name(self.model_name)
-            if self.version:
-                self.version = str(check_version(self.version))
+    def _validate(self, *, rendered: bool) -> None:
+        check_model_name(self.model_name)
+        if self.version:
+            self.version = str(check_version(self.version))
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_provider_llmops.hooks.triton import TritonHook
