@@ -46,7 +46,10 @@ def get_provider_info() -> dict:
             {"integration-name": "Elasticsearch kNN", "python-modules": [f"{PACKAGE}.hooks.elasticsearch"]},
         ],
         "operators": [
-            {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.operators.dvc"]},
+            {
+                "integration-name": "DVC",
+                "python-modules": [f"{PACKAGE}.operators.dvc", f"{PACKAGE}.operators.approval"],
+            },
             {"integration-name": "DeepSpeed", "python-modules": [f"{PACKAGE}.operators.deepspeed"]},
             {
                 "integration-name": "Triton Inference Server",
@@ -65,6 +68,8 @@ def get_provider_info() -> dict:
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.triggers.dvc"]},
             {"integration-name": "Triton Inference Server", "python-modules": [f"{PACKAGE}.triggers.triton"]},
         ],
+        # The review task's "Dataset review" link (pages served by the `llmops` plugin).
+        "extra-links": [f"{PACKAGE}.plugins.links.DatasetReviewLink"],
         "asset-uris": [
             {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.dvc.sanitize_uri"},
             {"schemes": ["triton"], "handler": f"{PACKAGE}.assets.triton.sanitize_uri"},
