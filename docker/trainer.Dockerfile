@@ -36,11 +36,12 @@ COPY --from=uv /uv /usr/local/bin/uv
 RUN uv python install "${PYTHON_VERSION}" \
     && uv venv --python "${PYTHON_VERSION}" /opt/venv
 
-# The provider with the [train] extra, pinned by the same constraints.txt the tests install with.
+# The provider with the [train] extra (and [s3]: s3:// outputs, checkpoints and data), pinned by the
+# same constraints.txt the tests install with.
 COPY pyproject.toml README.md constraints.txt /opt/airflow-provider-llmops/
 COPY airflow_provider_llmops /opt/airflow-provider-llmops/airflow_provider_llmops
 RUN uv pip install --python /opt/venv/bin/python \
-        -c /opt/airflow-provider-llmops/constraints.txt "/opt/airflow-provider-llmops[train]" \
+        -c /opt/airflow-provider-llmops/constraints.txt "/opt/airflow-provider-llmops[train,s3]" \
     && python -c "import deepspeed, torch, transformers, airflow_provider_llmops.training.trainer"
 
 # The pods run as uid/gid 1000 (pod_run_as_user, never root); Ubuntu's own uid-1000 user goes.

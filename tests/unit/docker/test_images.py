@@ -157,7 +157,8 @@ def test_images_install_declared_extras_under_the_constraints(name):
 
 
 def test_trainer_installs_the_train_extra():
-    assert _extras(Dockerfile.read("trainer.Dockerfile").run_text()) == ["train"]
+    # s3: fsspec's s3fs for s3:// outputs (checkpoints, model, manifest) and data.
+    assert _extras(Dockerfile.read("trainer.Dockerfile").run_text()) == ["train", "s3"]
 
 
 def test_compose_airflow_extras_are_declared(compose):
