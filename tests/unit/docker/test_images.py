@@ -415,3 +415,29 @@ def test_compose_binds_only_to_loopback(compose):
 
 def test_airflow_command_is_standalone(compose):
     assert compose["services"]["airflow"]["command"] == ["standalone"]
+
+
+def test_trainer_cmd_starts_the_trainer_on_the_pod_env(trainer, tmp_path):
+    """The image's CMD, run here with the pod's environment, reaches the trainer's own preflight.
+
+    A CPU spec with one process has the same argv as the one-GPU pod (``--nproc_per_node 1``); its
+    model folder is missing on purpose, so the trainer stops at its first check, after torchrun
+    started it and it read the spec from ``$LLMOPS_JOB_SPEC``.
+    """
+    import os
+
+    spec = _one_gpu_spec().replace(
+        resources=ResourcesSpec(cpu_procs=1),
+        model=ModelSpec(path=str(tmp_path / "no-such-model")),
+        output=str(tmp_path / "out"),
+    )
+    kwargs = pod_operator_kwargs(spec, PodSettings(image="x"))
+    cmd = trainer.last("CMD").exec_form()
+    assert cmd == kwargs["cmds"]
+    env = {**os.environ, **{v.name: v.value for v in kwargs["env_vars"]}}
+    done = subprocess.run(
+        [sys.executable, *cmd[1:]], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "[llmops-train] error:" in output and "no-such-model" in output, output[-3000:]
