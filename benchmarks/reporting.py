@@ -95,8 +95,10 @@ def report(
     else:
         verdict = f"target <= {target}x, " + ("met" if ratio <= target else "NOT met")
     delta = statistics.median(cand) - statistics.median(base)
+    # Lower-is-better samples are seconds; higher-is-better ones are rates or scores in their own unit.
+    shown = f"{delta:+.4g}" if higher_is_better else f"{delta * 1000:+.1f} ms"
     return (
-        f"{name:<24} ratio {ratio:6.2f}x ({verdict}, delta {delta * 1000:+.1f} ms)  "
+        f"{name:<24} ratio {ratio:6.2f}x ({verdict}, delta {shown})  "
         f"baseline median {statistics.median(base):.4g} [{min(base):.4g}-{max(base):.4g}]  "
         f"candidate median {statistics.median(cand):.4g} [{min(cand):.4g}-{max(cand):.4g}]  "
         f"n={len(base)}  # {title}"
