@@ -104,7 +104,8 @@ with DAG(
             description=(
                 "Leave empty to wait for a version newer than the last successful run's. Otherwise the "
                 "DVC md5 of the version already trained on, as in the dataset's .dvc file: 32 hex "
-                "characters, ending in .dir for a folder. The sensor waits for any other md5."
+                "characters, ending in .dir for a folder (e.g. 3f2c9a0b1d4e5f60718293a4b5c6d7e8.dir). The "
+                "sensor waits for any other md5; a value of another shape is refused when you trigger."
             ),
         ),
         "baseline_rev": Param(
