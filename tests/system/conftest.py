@@ -19,6 +19,11 @@ from tests.system.ui import CHROMIUM_ARGS, UiStack, chromium_executable, start_u
 
 REVIEW_DAG = REPO_ROOT / "dags" / "dvc_dataset_review.py"
 REVIEW_DAG_ID = "llmops_dvc_dataset_review"
+FINETUNE_DAG = REPO_ROOT / "dags" / "llmops_finetune_and_deploy.py"
+FINETUNE_DAG_ID = "llmops_finetune_and_deploy"
+# Tests of this module need the whole pipeline (Elasticsearch, Triton, the pipeline's DVC project):
+# the shared standalone gets them only when such a test was collected.
+PIPELINE_MODULE = "test_ui_finetune_and_deploy"
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +40,30 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 
 
 @pytest.fixture(scope="session")
-def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
+def ui_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
     """One `airflow standalone` for the whole session, with the example DAGs the tests drive."""
     base = tmp_path_factory.mktemp("ui")
-    stack = start_ui_stack(base, [REVIEW_DAG], [REVIEW_DAG_ID])
+    dag_files, dag_ids = [REVIEW_DAG], [REVIEW_DAG_ID]
+    extra_env: dict[str, str] = {}
+    pipeline_project = None
+    if any(item.module.__name__.endswith(PIPELINE_MODULE) for item in request.session.items):
+        from dev.pipeline_stack import TINY_PARAMS, make_pipeline_project, pipeline_env, prepare_model_env
+
+        es = request.getfixturevalue("elasticsearch_server")
+        triton = request.getfixturevalue("triton_server")
+        pipeline_project = make_pipeline_project(base / "pipeline-dvc", TINY_PARAMS)
+        prepare_model_env()
+        extra_env = pipeline_env(
+            pipeline_project,
+            es_port=int(es.url.rsplit(":", 1)[1]),
+            triton_http_port=int(triton.http_port or 0),
+            model_repository=triton.model_repository,
+            data_dir=base / "work",
+        )
+        dag_files.append(FINETUNE_DAG)
+        dag_ids.append(FINETUNE_DAG_ID)
+    stack = start_ui_stack(base, dag_files, dag_ids, extra_env)
+    stack.pipeline_project = pipeline_project
     try:
         yield stack
     finally:

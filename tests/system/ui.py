@@ -71,6 +71,7 @@ class UiStack:
     workdir: Path
     artifacts: Path
     dag_ids: list[str] = field(default_factory=list)
+    pipeline_project: DvcProject | None = None  # set when the session runs the pipeline DAG
 
     @property
     def url(self) -> str:
@@ -203,8 +204,13 @@ class UiStack:
         return False
 
 
-def start_ui_stack(base: Path, dag_files: list[Path], dag_ids: list[str]) -> UiStack:
-    """Start a standalone Airflow on `dag_files` (copied) with a DVC demo project; caller stops it."""
+def start_ui_stack(
+    base: Path, dag_files: list[Path], dag_ids: list[str], extra_env: dict[str, str] | None = None
+) -> UiStack:
+    """Start a standalone Airflow on `dag_files` (copied) with a DVC demo project; caller stops it.
+
+    `extra_env` (e.g. the pipeline's connections and Variables) goes on top of the defaults.
+    """
     project = make_demo_project(base / "dvc")  # data/train: v1 (20 rows), v2 = main (25 rows)
     dags = base / "dags"
     dags.mkdir(parents=True, exist_ok=True)
@@ -217,6 +223,7 @@ def start_ui_stack(base: Path, dag_files: list[Path], dag_ids: list[str]) -> UiS
     env["AIRFLOW_CONN_LLMOPS_DVC_DEFAULT"] = json.dumps(
         {"conn_type": "llmops_dvc", "extra": {"repo": str(project.path), "rev": "main"}}
     )
+    env.update(extra_env or {})
     af = AirflowStandalone(env)
     started = time.monotonic()
     af.start(timeout=420)
