@@ -443,9 +443,12 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
                         data_dir.rmdir()  # only when empty
         self.log.info("Dataset review of %s (%s):\n%s", path, tag, review.summary_text)
         revs = {"old_rev": old_label, "new_rev": new_label, "old_sha": old_sha, "new_sha": new_sha}
-        ti = context["ti"]
-        url = review_url(ti.dag_id, ti.run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1)
-        self.log.info("Full review with charts in the Airflow UI: %s", url)
+        ti = context.get("ti")  # absent when execute() is called outside a task run
+        url = None
+        if ti is not None:
+            map_index = ti.map_index if ti.map_index is not None else -1
+            url = review_url(ti.dag_id, ti.run_id, ti.task_id, map_index)
+            self.log.info("Full review with charts in the Airflow UI: %s", url)
         self.emit(
             context,
             {"repo": self.hook.repo_label, "path": path, **revs, "md5": new.md5, "summary": review.summary},
