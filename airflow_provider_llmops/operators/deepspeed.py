@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +25,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_llmops.assets.events import emit_event
 from airflow_provider_llmops.assets.model import model_alias, model_asset
 from airflow_provider_llmops.exceptions import (
+    TrainingLaunchError,
     TrainingManifestError,
     TrainingOutputConflictError,
     TrainingSpecError,
@@ -33,6 +35,8 @@ from airflow_provider_llmops.utils.training_records import TrainingManifest
 
 # On the Job and Service of a multi-node run: the same for every try of one task in one run.
 RUN_LABEL = "llmops/run"
+# The deferred pod operator's next_kwargs key for the task's deadline (epoch seconds).
+DEADLINE_KWARG = "llmops_deadline"
 
 if TYPE_CHECKING:
     import jinja2
@@ -453,16 +457,71 @@ class DeepSpeedTrainingOperator(_DeepSpeedPodBase):
         # execute_sync/execute_async rather than execute(): the inner operator is not a task of
         # its own, and its deferral names trigger_reentry, which this operator delegates.
         if self.deferrable:
-            self._inner.execute_async(context)
+            deadline = (
+                time.time() + self.execution_timeout.total_seconds() if self.execution_timeout else None
+            )
+            self._defer_inner(lambda: self._inner.execute_async(context), deadline)
         else:
             self._inner.execute_sync(context)
         return self._finish(context)
 
-    def trigger_reentry(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def _defer_inner(self, call: Any, deadline: float | None) -> None:
+        """Run the inner operator's step; its deferral carries the task's deadline (`execution_timeout`).
+
+        Airflow does not apply ``execution_timeout`` to a deferred task, and a deferral that times out
+        fails the task without cleanup (the pod would keep its GPUs). So the deferral waits on
+        `TrainingPodTrigger`, which hands back when the deadline passes; ``trigger_reentry`` then deletes
+        the pod. The framework's own deferral timeout is padded past it, as a backstop only.
+        """
+        import datetime
+
+        from airflow.sdk.exceptions import TaskDeferred
+
+        from airflow_provider_llmops.triggers.training_pod import TrainingPodTrigger
+
+        try:
+            call()
+        except TaskDeferred as deferred:
+            if deadline is None:
+                raise
+            _, trigger_kwargs = deferred.trigger.serialize()
+            backstop = max(0.0, deadline - time.time()) + 2 * self.poll_interval + 60
+            raise TaskDeferred(
+                trigger=TrainingPodTrigger(**trigger_kwargs, deadline=deadline),
+                method_name=deferred.method_name,
+                kwargs={**(deferred.kwargs or {}), DEADLINE_KWARG: deadline},
+                timeout=datetime.timedelta(seconds=backstop),
+            ) from None
+
+    def trigger_reentry(
+        self, context: Context, event: dict[str, Any], llmops_deadline: float | None = None
+    ) -> dict[str, Any]:
         """Re-entry after KubernetesPodOperator's deferral: let it finish the pod, then hand off."""
+        from airflow_provider_llmops.triggers.training_pod import DEADLINE_PASSED
+
         self._inner = self.build_pod_operator()
-        self._inner.trigger_reentry(context, event)
+        if event.get(DEADLINE_PASSED):
+            self._delete_timed_out_pod(event)
+        self._defer_inner(lambda: self._inner.trigger_reentry(context, event), llmops_deadline)
         return self._finish(context)
+
+    def _delete_timed_out_pod(self, event: dict[str, Any]) -> None:
+        from airflow_provider_llmops.utils.training_kpo import PodLogPoller
+
+        name, namespace = event["name"], event["namespace"]
+        client = self._inner.client
+        tail = PodLogPoller(client, name, namespace, self._inner.base_container_name, self.log).read_tail()
+        try:
+            client.delete_namespaced_pod(name=name, namespace=namespace)
+            deleted = "deleted it"
+        except Exception as err:
+            deleted = f"could not delete it ({err})"
+        log = "\n".join(f"  {line}" for line in tail) or "  (no log)"
+        assert self.execution_timeout is not None
+        raise TrainingLaunchError(
+            f"training pod {namespace}/{name} still ran when the task's execution_timeout "
+            f"({self.execution_timeout}) passed; {deleted}. Last {len(tail)} log lines:\n{log}"
+        )
 
     execute_complete = trigger_reentry
 

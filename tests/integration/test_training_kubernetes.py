@@ -369,3 +369,30 @@ def test_multinode_one_failed_pod_fails_the_run_and_cleans_up(
     assert "exit code 3" in message
     assert TRAINER_LOG[-1] in message
     _wait(lambda: not k8s_leftovers(k8s_namespace), "the Job, its pods and the Service to be deleted")
+
+
+def test_deferred_task_past_its_timeout_deletes_the_pod(
+    kubernetes_cluster, k8s_namespace, k8s_leftovers, tmp_path
+):
+    from datetime import timedelta
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    op = DeepSpeedTrainingOperator(
+        task_id="train",
+        spec=_spec(tmp_path / "out"),
+        image=IMAGE,
+        deferrable=True,
+        execution_timeout=timedelta(seconds=3),
+        **FAST,
+    )
+    context = _context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    # The framework's own timeout only backs the operator's up: it must come later.
+    assert deferred.value.timeout is not None and deferred.value.timeout > timedelta(seconds=3)
+    (pod,) = _running_pods(kubernetes_cluster, k8s_namespace)
+    with pytest.raises(TrainingLaunchError) as failed:
+        _resume(op, context, deferred.value)  # the trigger hands back at the deadline
+    assert "execution_timeout" in str(failed.value) and "deleted it" in str(failed.value)
+    _wait(lambda: not k8s_leftovers(k8s_namespace), f"pod {pod.metadata.name} to be deleted")
