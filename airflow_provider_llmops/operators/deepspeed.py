@@ -453,16 +453,18 @@ class DeepSpeedTrainingOperator(_DeepSpeedPodBase):
                 "%s already holds this finished run (spec %s)", self.job.output, self.job.spec_hash()
             )
             return self._finish(context)
+        from airflow_provider_llmops.utils.training_kpo import explain_forbidden
+
         self._inner = self.build_pod_operator()
         # execute_sync/execute_async rather than execute(): the inner operator is not a task of
         # its own, and its deferral names trigger_reentry, which this operator delegates.
-        if self.deferrable:
-            deadline = (
-                time.time() + self.execution_timeout.total_seconds() if self.execution_timeout else None
-            )
-            self._defer_inner(lambda: self._inner.execute_async(context), deadline)
-        else:
-            self._inner.execute_sync(context)
+        with explain_forbidden(self.kubernetes_conn_id):
+            if self.deferrable:
+                timeout = self.execution_timeout
+                deadline = time.time() + timeout.total_seconds() if timeout else None
+                self._defer_inner(lambda: self._inner.execute_async(context), deadline)
+            else:
+                self._inner.execute_sync(context)
         return self._finish(context)
 
     def _defer_inner(self, call: Any, deadline: float | None) -> None:
@@ -498,11 +500,13 @@ class DeepSpeedTrainingOperator(_DeepSpeedPodBase):
     ) -> dict[str, Any]:
         """Re-entry after KubernetesPodOperator's deferral: let it finish the pod, then hand off."""
         from airflow_provider_llmops.triggers.training_pod import DEADLINE_PASSED
+        from airflow_provider_llmops.utils.training_kpo import explain_forbidden
 
         self._inner = self.build_pod_operator()
-        if event.get(DEADLINE_PASSED):
-            self._delete_timed_out_pod(event)
-        self._defer_inner(lambda: self._inner.trigger_reentry(context, event), llmops_deadline)
+        with explain_forbidden(self.kubernetes_conn_id):
+            if event.get(DEADLINE_PASSED):
+                self._delete_timed_out_pod(event)
+            self._defer_inner(lambda: self._inner.trigger_reentry(context, event), llmops_deadline)
         return self._finish(context)
 
     def _delete_timed_out_pod(self, event: dict[str, Any]) -> None:
@@ -636,11 +640,14 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
             return self._finish(context)
         from airflow.sdk.exceptions import TaskDeferred
 
+        from airflow_provider_llmops.utils.training_kpo import explain_forbidden
+
         self._inner, service = self.build_job_operator(context)
         namespace = self.namespace or self._inner.hook.get_namespace() or "default"
         self._namespace = namespace
-        self._stop_earlier_tries(context, namespace)
-        self._inner.hook.core_v1_client.create_namespaced_service(namespace=namespace, body=service)
+        with explain_forbidden(self.kubernetes_conn_id):
+            self._stop_earlier_tries(context, namespace)
+            self._inner.hook.core_v1_client.create_namespaced_service(namespace=namespace, body=service)
         self._service = (service.metadata.name, namespace)
         self.log.info("Created rendezvous Service %s/%s", namespace, service.metadata.name)
         try:
@@ -713,9 +720,11 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
 
     def _fail_with_logs(self, err: Exception) -> None:
         """Raise the Job's failure with each failed pod's exit code and log tail."""
-        from airflow_provider_llmops.exceptions import TrainingLaunchError
-        from airflow_provider_llmops.utils.training_kpo import pod_failure_summary
+        from airflow_provider_llmops.utils.training_kpo import forbidden_error, pod_failure_summary
 
+        forbidden = forbidden_error(err, self.kubernetes_conn_id)
+        if forbidden is not None:
+            raise forbidden from err
         self._read_pod_logs()
         container = self._inner.base_container_name
         failed = [p for p in self._pod_logs if p.status and p.status.phase == "Failed"]

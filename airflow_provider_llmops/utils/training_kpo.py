@@ -21,6 +21,7 @@ import contextlib
 import functools
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from airflow_provider_llmops.exceptions import TrainingLaunchError
@@ -28,6 +29,8 @@ from airflow_provider_llmops.exceptions import TrainingLaunchError
 __all__ = [
     "LOG_TAIL_LINES",
     "PodLogPoller",
+    "explain_forbidden",
+    "forbidden_error",
     "pod_failure_summary",
     "training_job_operator_class",
     "training_pod_operator_class",
@@ -40,6 +43,36 @@ def _text(body: Any) -> str:
     if isinstance(body, bytes):
         return body.decode("utf-8", errors="backslashreplace")
     return str(body or "")
+
+
+def forbidden_error(err: BaseException, conn_id: str) -> TrainingLaunchError | None:
+    """A clear error for the API server's 403 (RBAC), naming what the identity may not do."""
+    if getattr(err, "status", None) != 403:
+        return None
+    import json
+
+    body = getattr(err, "body", None)
+    try:
+        message = json.loads(body)["message"] if body else str(err)
+    except (ValueError, KeyError, TypeError):
+        message = str(body or err)
+    return TrainingLaunchError(
+        f"Kubernetes refused the request (403 Forbidden): {message}. The identity of connection "
+        f"{conn_id!r} lacks a permission the training operators need; grant it the Role in "
+        "docker/kubernetes/rbac.yaml (quoted in the README) in this namespace."
+    )
+
+
+@contextlib.contextmanager
+def explain_forbidden(conn_id: str) -> Iterator[None]:
+    """Turn a 403 from the API server into `forbidden_error`; everything else passes through."""
+    try:
+        yield
+    except Exception as err:
+        clear = forbidden_error(err, conn_id)
+        if clear is None:
+            raise
+        raise clear from err
 
 
 def _timestamp_key(stamp: str) -> tuple[str, int]:

@@ -396,3 +396,42 @@ def test_deferred_task_past_its_timeout_deletes_the_pod(
         _resume(op, context, deferred.value)  # the trigger hands back at the deadline
     assert "execution_timeout" in str(failed.value) and "deleted it" in str(failed.value)
     _wait(lambda: not k8s_leftovers(k8s_namespace), f"pod {pod.metadata.name} to be deleted")
+
+
+# --------------------------------------------------------------------------- RBAC
+
+
+def _without(resource: str):
+    def drop(doc: dict) -> None:
+        if doc["kind"] == "Role":
+            doc["rules"] = [r for r in doc["rules"] if resource not in r["resources"]]
+
+    return drop
+
+
+@pytest.mark.parametrize(
+    ("resource", "operator", "refused"),
+    [
+        ("pods", DeepSpeedTrainingOperator, 'cannot list resource "pods"'),
+        ("services", DeepSpeedMultiNodeTrainingOperator, 'cannot list resource "services"'),
+    ],
+    ids=["pod-without-pods", "multinode-without-services"],
+)
+def test_a_missing_permission_fails_with_a_clear_error(
+    kubernetes_cluster, k8s_leftovers, request, monkeypatch, tmp_path, resource, operator, refused
+):
+    import uuid
+
+    namespace = kubernetes_cluster.create_namespace(f"t-rbac-{resource}-{uuid.uuid4().hex[:6]}", rbac=False)
+    request.addfinalizer(lambda: kubernetes_cluster.delete_namespace(namespace))
+    kubernetes_cluster.apply_rbac(namespace, drop=_without(resource))
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", kubernetes_cluster.airflow_connection(namespace))
+    nodes = {"nodes": 2, "gpus_per_node": 8} if operator is DeepSpeedMultiNodeTrainingOperator else {}
+    op = operator(task_id="train", spec=_spec(tmp_path / "out", **nodes), image=IMAGE, **FAST)
+    with pytest.raises(TrainingLaunchError) as failed:
+        op.execute(_context())
+    message = str(failed.value)
+    assert "403 Forbidden" in message and refused in message
+    assert "system:serviceaccount:airflow:airflow-worker" in message
+    assert "docker/kubernetes/rbac.yaml" in message
+    assert not k8s_leftovers(namespace)
