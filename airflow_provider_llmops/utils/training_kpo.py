@@ -39,10 +39,15 @@ __all__ = [
 LOG_TAIL_LINES = 40
 
 
-def _text(body: Any) -> str:
-    if isinstance(body, bytes):
-        return body.decode("utf-8", errors="backslashreplace")
-    return str(body or "")
+def _text(response: Any) -> str:
+    """The body of a ``_preload_content=False`` response as text.
+
+    (With content preloading, kubernetes-client 36 returns a log as the ``repr`` of its bytes.)
+    """
+    data = getattr(response, "data", response)
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="backslashreplace")
+    return str(data or "")
 
 
 def forbidden_error(err: BaseException, conn_id: str) -> TrainingLaunchError | None:
@@ -99,7 +104,7 @@ class PodLogPoller:
 
     def poll(self) -> int:
         """Print the lines written since the last poll; return how many. API errors propagate."""
-        kwargs: dict[str, Any] = {"timestamps": True, "_request_timeout": (30, 60)}
+        kwargs: dict[str, Any] = {"timestamps": True, "_request_timeout": (30, 60), "_preload_content": False}
         if self._last is not None and self._last_read:
             kwargs["since_seconds"] = max(1, math.ceil(time.time() - self._last_read) + 1)
         read_at = time.time()
@@ -131,6 +136,7 @@ class PodLogPoller:
                 container=self.container,
                 tail_lines=LOG_TAIL_LINES,
                 _request_timeout=(30, 60),
+                _preload_content=False,
             )
             return _text(text).splitlines()
         except Exception:  # the pod is gone or logs are off: what was read already

@@ -221,7 +221,7 @@ def test_failing_pod_fails_the_task_with_its_log_tail(
         op.execute(_context())
     message = str(failed.value)
     assert "exit code 1" in message
-    assert TRAINER_LOG[-1] in message
+    assert message.endswith("\n".join(f"  {line}" for line in TRAINER_LOG))  # the log tail, line by line
     _wait(lambda: not k8s_leftovers(k8s_namespace), "the failed pod to be deleted")
 
 
