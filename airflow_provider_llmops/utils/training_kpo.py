@@ -20,6 +20,7 @@ import collections
 import contextlib
 import functools
 import math
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 LOG_TAIL_LINES = 40
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
 def _text(response: Any) -> str:
@@ -82,8 +84,9 @@ def explain_forbidden(conn_id: str) -> Iterator[None]:
 
 def _timestamp_key(stamp: str) -> tuple[str, int]:
     """Sortable key of an RFC 3339 timestamp with up to nanoseconds (kubelets trim trailing zeros)."""
-    stamp = stamp.rstrip("Z")
-    whole, _, fraction = stamp.partition(".")
+    if not _TIMESTAMP.match(stamp):
+        raise ValueError(f"not an RFC 3339 timestamp: {stamp!r}")
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
     return whole, int((fraction or "0")[:9].ljust(9, "0"))
 
 
@@ -112,15 +115,16 @@ class PodLogPoller:
             self.name, self.namespace, container=self.container, **kwargs
         )
         count = 0
-        for raw in str(text or "").splitlines():
+        for raw in _text(text).splitlines():
             stamp, _, line = raw.partition(" ")
             try:
                 key = _timestamp_key(stamp)
-            except ValueError:  # not a timestamped line: print it as it is
-                key, line = (self._last or ("", 0)), raw
-            if self._last is not None and key <= self._last:
-                continue
-            self._last = key
+            except ValueError:  # not a timestamped line: a continuation, print it as it is
+                key, line = None, raw
+            if key is not None:
+                if self._last is not None and key <= self._last:
+                    continue
+                self._last = key
             self.tail.append(line)
             self.log.info("[%s] %s", self.container, line)
             count += 1

@@ -151,7 +151,7 @@ class _Run:
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
 def test_pod_runs_on_a_gpu_node_and_hands_off_the_manifest(
-    kubernetes_cluster, k8s_namespace, k8s_leftovers, tmp_path, deferrable
+    kubernetes_cluster, k8s_namespace, k8s_leftovers, tmp_path, deferrable, capsys
 ):
     spec = _spec(tmp_path / "out", gpus_per_node=4)
     op = DeepSpeedTrainingOperator(task_id="train", spec=spec, image=IMAGE, deferrable=deferrable, **FAST)
@@ -179,6 +179,8 @@ def test_pod_runs_on_a_gpu_node_and_hands_off_the_manifest(
     assert result["spec_hash"] == spec.spec_hash()
     assert result["manifest_uri"] == str(tmp_path / "out" / "manifest.json")
     assert result["dataset_rev"] == "v2"
+    out = capsys.readouterr().out
+    assert TRAINER_LOG[2] in out and TRAINER_LOG[-1] in out  # the trainer's log reached the task log
     _wait(lambda: not k8s_leftovers(k8s_namespace), "the finished pod to be deleted")
 
 
