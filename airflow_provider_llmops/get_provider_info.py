@@ -64,6 +64,7 @@ def get_provider_info() -> dict:
         "triggers": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.triggers.dvc"]},
             {"integration-name": "Triton Inference Server", "python-modules": [f"{PACKAGE}.triggers.triton"]},
+            {"integration-name": "DeepSpeed", "python-modules": [f"{PACKAGE}.triggers.training_pod"]},
         ],
         "asset-uris": [
             {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.dvc.sanitize_uri"},
