@@ -46,7 +46,10 @@ def get_provider_info() -> dict:
             {"integration-name": "Elasticsearch kNN", "python-modules": [f"{PACKAGE}.hooks.elasticsearch"]},
         ],
         "operators": [
-            {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.operators.dvc"]},
+            {
+                "integration-name": "DVC",
+                "python-modules": [f"{PACKAGE}.operators.dvc", f"{PACKAGE}.operators.approval"],
+            },
             {"integration-name": "DeepSpeed", "python-modules": [f"{PACKAGE}.operators.deepspeed"]},
             {
                 "integration-name": "Triton Inference Server",
@@ -66,6 +69,8 @@ def get_provider_info() -> dict:
             {"integration-name": "Triton Inference Server", "python-modules": [f"{PACKAGE}.triggers.triton"]},
             {"integration-name": "DeepSpeed", "python-modules": [f"{PACKAGE}.triggers.training_pod"]},
         ],
+        # The review task's "Dataset review" link (pages served by the `llmops` plugin).
+        "extra-links": [f"{PACKAGE}.plugins.links.DatasetReviewLink"],
         "asset-uris": [
             {"schemes": ["dvc", "dvc-review"], "handler": f"{PACKAGE}.assets.dvc.sanitize_uri"},
             {"schemes": ["triton"], "handler": f"{PACKAGE}.assets.triton.sanitize_uri"},
@@ -77,19 +82,11 @@ def get_provider_info() -> dict:
                 "hook-class-name": f"{PACKAGE}.hooks.dvc.DvcHook",
                 "hook-name": "DVC Project",
                 "connection-type": "llmops_dvc",
-                # The UI shows `schema.examples` as each field's placeholder (and a pick list); a
-                # type without "null" marks the field required.
+                # Extra fields sit in the form's collapsed "Extra Fields" section and show
+                # `schema.examples` as a pick list (their placeholder is Airflow's own "Start typing to
+                # see options"). So the one required setting, the repository, is the relabelled Host
+                # field, which is always visible and takes a placeholder; the hook also reads `repo`.
                 "conn-fields": {
-                    "repo": {
-                        "label": "Repository (required)",
-                        "schema": {
-                            "type": "string",
-                            "minLength": 1,
-                            "examples": ["https://github.com/acme/datasets.git", "/srv/datasets"],
-                        },
-                        "description": "Git URL or local path of the DVC project (no credentials in the URL: "
-                        "use Login/Password).",
-                    },
                     "rev": {
                         "label": "Default rev",
                         "schema": {"type": ["string", "null"], "default": "main", "examples": ["main", "v2"]},
@@ -116,10 +113,11 @@ def get_provider_info() -> dict:
                     },
                     "remote_config": {
                         "label": "DVC remote settings",
-                        "schema": {"type": ["object", "null"], "examples": [{"region": "eu-west-1"}]},
-                        "description": 'Other settings of the DVC remote as JSON, e.g. {"region": "eu-west-1", '
-                        '"endpointurl": "https://minio:9000"}. Keys naming secrets (key, token, password) are '
-                        "masked.",
+                        # A list renders as a plain text box, one entry per line: no JSON editor.
+                        "schema": {"type": ["array", "null"], "items": {"type": "string"}},
+                        "description": "Other settings of the DVC remote, one key=value per line, e.g. "
+                        "region=eu-west-1 or endpointurl=https://minio:9000 (a JSON object in the extra "
+                        "works too). Keys naming secrets (key, token, password) are masked.",
                     },
                     "git_remote": {
                         "label": "Git remote",
@@ -143,12 +141,18 @@ def get_provider_info() -> dict:
                 },
                 # Login/password become the DVC remote's credentials (mapped by its URL scheme).
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "host"],
+                    "hidden-fields": ["schema", "port"],
                     "relabeling": {
+                        "host": "Repository (required)",
                         "login": "Remote access key / user",
                         "password": "Remote secret key / password",
                     },
-                    "placeholders": {"login": "AKIA... (S3) or user", "password": "secret key or password"},
+                    "placeholders": {
+                        "host": "Git URL or local path: https://github.com/acme/datasets.git or /srv/datasets",
+                        "login": "AKIA... (S3) or user",
+                        "password": "secret key or password",
+                        "description": "What this DVC project holds, e.g. training datasets of team X",
+                    },
                 },
             },
             {

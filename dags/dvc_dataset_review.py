@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_llmops.operators.approval import DatasetApprovalOperator
 from airflow_provider_llmops.operators.dvc import DvcDatasetReviewOperator, DvcPullOperator
 from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor
 
@@ -38,7 +38,6 @@ DVC_CONN_ID = "llmops_dvc_default"
 # Every path is derived from the dataset's git sha (the idempotency key), never from the clock:
 # a rerun or backfill of the same version reuses the same folders.
 DATASET_SHA = "{{ ti.xcom_pull(task_ids='wait_for_dataset')['sha'] }}"
-REVIEW = "ti.xcom_pull(task_ids='review_dataset')"
 
 DOC_MD = """
 ### Review a DVC dataset version, then approve it for training
@@ -50,8 +49,10 @@ DOC_MD = """
 3. **review_dataset** (`DvcDatasetReviewOperator`) compares it with `baseline_rev` (empty: the
    version the last successful run reviewed, else the previous change of `path`) and writes
    `review.md` plus PNG charts (files, schema, label counts, text lengths, samples).
-4. **approve_dataset** (`ApprovalOperator`, human in the loop) shows the review summary in the
-   *Required actions* view. *Approve* lets training run; *Reject* skips it.
+4. **approve_dataset** (`DatasetApprovalOperator`, human in the loop) shows the review's key tables
+   and flagged shifts in the *Required actions* view, with a link to the full review and its charts
+   (also the *Dataset review* link in review_dataset's Details). *Approve* lets training run;
+   *Reject* skips it. The task's log then says who decided, and when.
 5. **train** is a placeholder: replace it with `DeepSpeedTrainingOperator`.
 
 Trigger it manually with a config, or give it a schedule (e.g. `"@hourly"`) so each run waits
@@ -103,7 +104,8 @@ with DAG(
             description=(
                 "Leave empty to wait for a version newer than the last successful run's. Otherwise the "
                 "DVC md5 of the version already trained on, as in the dataset's .dvc file: 32 hex "
-                "characters, ending in .dir for a folder. The sensor waits for any other md5."
+                "characters, ending in .dir for a folder (e.g. 3f2c9a0b1d4e5f60718293a4b5c6d7e8.dir). The "
+                "sensor waits for any other md5; a value of another shape is refused when you trigger."
             ),
         ),
         "baseline_rev": Param(
@@ -154,15 +156,12 @@ with DAG(
         dvc_conn_id=DVC_CONN_ID,
     )
 
-    approve_dataset = ApprovalOperator(
+    # The Required actions view shows the review's approval_markdown (flagged shifts, record and
+    # schema changes, label shares) with a link to the full review and its charts (also the review
+    # task's "Dataset review" link); once answered, the task says who decided and when.
+    approve_dataset = DatasetApprovalOperator(
         task_id="approve_dataset",
-        subject="Train on {{ params.path }} @ {{ " + REVIEW + "['new_sha'][:12] }}?",
-        # Markdown: flagged shifts, record and schema changes, label shares; then where the full
-        # review (with its charts) was written.
-        body=(
-            "{{ " + REVIEW + "['approval_markdown'] }}\n\n"
-            "Full review (Markdown and charts) on the worker: `{{ " + REVIEW + "['markdown'] }}`"
-        ),
+        review_task_id="review_dataset",
         response_timeout=timedelta(days=3),
     )
 

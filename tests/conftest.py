@@ -33,12 +33,12 @@ pytest_plugins = [
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark the harness's own tests and tests/integration as integration; run unit tests first."""
+    """Mark the harness's own tests, tests/integration and tests/system as integration; unit tests first."""
     import pytest
 
     def needs_servers(item: pytest.Item) -> bool:
         path = str(item.path).replace("\\", "/")
-        return "tests/integration/" in path or "tests/harness/" in path
+        return any(f"tests/{folder}/" in path for folder in ("integration", "harness", "system"))
 
     for item in items:
         if needs_servers(item):

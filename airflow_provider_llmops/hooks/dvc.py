@@ -195,20 +195,14 @@ class DvcHook(BaseHook):
             # short one ("main"); the secrets among them are masked below.
             extras = _extras(conn.extra, self.dvc_conn_id)
             login, password = conn.login or None, conn.password or None
-        repo = self._repo_arg or extras.get("repo")
+        # The connection form shows Repository as the (relabelled) Host field; the `repo` extra wins.
+        repo = self._repo_arg or extras.get("repo") or (conn.host if conn is not None else None)
         if not repo:
             raise DvcError(
-                f"No DVC project given: set the `repo` extra of connection {self.dvc_conn_id!r} "
-                "(git URL or local path) or pass repo=... to the hook/operator."
+                f"No DVC project given: set Repository (the `repo` extra, or Host) of connection "
+                f"{self.dvc_conn_id!r} to a git URL or local path, or pass repo=... to the hook/operator."
             )
-        remote_config = extras.get("remote_config") or {}
-        if isinstance(remote_config, str):
-            try:
-                remote_config = json.loads(remote_config)
-            except ValueError as err:
-                raise DvcError(
-                    f"Connection {self.dvc_conn_id!r}: extra `remote_config` must be a JSON object."
-                ) from err
+        remote_config = _remote_config(extras.get("remote_config"), self.dvc_conn_id)
         repo, subdir = self._split_monorepo(str(repo), str(self._subdir_arg or extras.get("subdir") or ""))
         settings = DvcConnection(
             repo=repo,
@@ -706,6 +700,41 @@ class DvcHook(BaseHook):
         except Exception as err:
             return False, self.redact(str(err))
         return True, f"{self.repo_label}@{self.settings.rev} = {sha[:12]}; DVC remote reachable"
+
+
+def _remote_config(value: Any, conn_id: str | None) -> dict[str, Any]:
+    """The `remote_config` extra: a JSON object, or ``key=value`` lines (what the connection form's
+    list field gives: one setting per line, no JSON editor needed)."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                parsed = json.loads(text)
+            except ValueError as err:
+                raise DvcError(
+                    f"Connection {conn_id!r}: extra `remote_config` is not valid JSON ({err})."
+                ) from None
+            if isinstance(parsed, dict):
+                return parsed
+        value = text.splitlines()
+    if isinstance(value, list):
+        settings: dict[str, Any] = {}
+        for line in (str(item).strip() for item in value):
+            if not line or line.startswith("#"):
+                continue
+            key, sep, val = line.partition("=")
+            if not sep or not key.strip():
+                raise DvcError(
+                    f"Connection {conn_id!r}: remote setting {line.split('=')[0][:40]!r} is not "
+                    "key=value (one DVC remote setting per line, e.g. region=eu-west-1)."
+                )
+            settings[key.strip()] = val.strip()
+        return settings
+    raise DvcError(f"Connection {conn_id!r}: extra `remote_config` must be key=value lines or a JSON object.")
 
 
 def _extras(raw: str | None, conn_id: str | None) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from airflow_provider_llmops.assets.dvc import (
     dvc_review_asset,
 )
 from airflow_provider_llmops.assets.events import emit_event
+from airflow_provider_llmops.plugins.links import DatasetReviewLink, review_url
 from airflow_provider_llmops.utils.dvc_checks import check_dvc_fields
 from airflow_provider_llmops.utils.previous_run import last_success_xcom
 from airflow_provider_llmops.utils.templating import ValidateAfterRender, is_templated
@@ -341,13 +342,19 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
     :param branch: branch for date resolution (default: the connection's rev).
     The shared arguments (path, dvc_conn_id, repo, emit_asset) are those of `DvcBaseOperator`;
     the AssetAlias of a templated task is ``dvc-review:<dag_id>:<task_id>``.
-    :return: ``{markdown, charts, summary_text, summary, approval_markdown, old_rev, new_rev, old_sha,
-        new_sha}``; ``approval_markdown`` is a bounded Markdown body for an approval step (flagged
-        shifts, record and schema changes, label shares).
+    :return: ``{path, markdown, charts, review_url, summary_text, summary, approval_markdown, old_rev, new_rev,
+        old_sha, new_sha}``; ``approval_markdown`` is a bounded Markdown body for an approval step
+        (flagged shifts, record and schema changes, label shares, a link to the full review).
     The asset event on ``dvc-review://<repo-name>/<path>`` carries the revs, shas and summary.
+
+    In the Airflow UI the task gets a *Dataset review* link: the full review rendered, with its
+    charts, served by the provider's ``llmops`` plugin on the API server (which must be able to
+    read `output_dir`: a shared volume). The same page is ``review_url`` in the return value, and
+    ``approval_markdown`` ends with a link to it.
     """
 
     ASSET_SCHEME = DVC_REVIEW_SCHEME
+    operator_extra_links = (DatasetReviewLink(),)
     template_fields: Sequence[str] = dvc_template_fields(
         "new_rev", "old_rev", "output_dir", "data_dir", "branch"
     )
@@ -394,7 +401,7 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
         return old_sha
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_llmops.dataset_review import review_datasets
+        from airflow_provider_llmops.dataset_review import render_approval_markdown, review_datasets
 
         path = str(self.path)
         new_label, new_sha = self.resolve(context, self.new_rev, self.branch)
@@ -436,15 +443,20 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
                         data_dir.rmdir()  # only when empty
         self.log.info("Dataset review of %s (%s):\n%s", path, tag, review.summary_text)
         revs = {"old_rev": old_label, "new_rev": new_label, "old_sha": old_sha, "new_sha": new_sha}
+        ti = context["ti"]
+        url = review_url(ti.dag_id, ti.run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1)
+        self.log.info("Full review with charts in the Airflow UI: %s", url)
         self.emit(
             context,
             {"repo": self.hook.repo_label, "path": path, **revs, "md5": new.md5, "summary": review.summary},
         )
         return {
+            "path": path,
             "markdown": str(review.markdown_path),
             "charts": [str(p) for p in review.chart_paths],
+            "review_url": url,
             "summary_text": review.summary_text,
             "summary": review.summary,
-            "approval_markdown": review.approval_markdown,
+            "approval_markdown": render_approval_markdown(review.summary, full_review_url=url),
             **revs,
         }

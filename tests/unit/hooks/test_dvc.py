@@ -48,5 +48,43 @@ def test_hook_without_repo_names_the_fix(monkeypatch):
     from airflow_provider_llmops.exceptions import DvcError
 
     monkeypatch.setenv("AIRFLOW_CONN_DVC_EMPTY", json.dumps({"conn_type": "llmops_dvc", "extra": {}}))
-    with pytest.raises(DvcError, match="set the `repo` extra of connection 'dvc_empty'"):
+    with pytest.raises(
+        DvcError, match=r"set Repository \(the `repo` extra, or Host\) of connection 'dvc_empty'"
+    ):
         _ = DvcHook("dvc_empty").settings
+
+
+def test_repository_from_the_forms_host_field_and_remote_settings_as_lines(monkeypatch):
+    """What the connection form saves: Repository in Host, remote settings one key=value per line."""
+    conn = {
+        "conn_type": "llmops_dvc",
+        "host": "https://git.example/acme/datasets.git",
+        "extra": {"remote_config": ["region=eu-west-1", "", "endpointurl = https://minio:9000"]},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_DVC_FORM", json.dumps(conn))
+    settings = DvcHook("dvc_form").settings
+    assert settings.repo == "https://git.example/acme/datasets.git"
+    assert settings.remote_config == {"region": "eu-west-1", "endpointurl": "https://minio:9000"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('{"region": "eu-west-1"}', {"region": "eu-west-1"}),
+        ("region=eu-west-1\n# a comment\nssl_verify=false", {"region": "eu-west-1", "ssl_verify": "false"}),
+        ({"region": "x"}, {"region": "x"}),
+        (None, {}),
+    ],
+)
+def test_remote_config_forms(value, expected):
+    from airflow_provider_llmops.hooks.dvc import _remote_config
+
+    assert _remote_config(value, "c") == expected
+
+
+def test_remote_config_line_without_equals_names_the_format():
+    from airflow_provider_llmops.exceptions import DvcError
+    from airflow_provider_llmops.hooks.dvc import _remote_config
+
+    with pytest.raises(DvcError, match="is not key=value"):
+        _remote_config(["region eu-west-1"], "c")
