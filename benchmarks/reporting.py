@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -57,8 +58,16 @@ class Result(NamedTuple):
 def time_in_fresh_interpreter(body: str, setup: str = "") -> float:
     """Seconds `body` takes in a new interpreter after `setup` (import costs counted as a worker pays them)."""
     code = setup + "\n" + _TIMER.format(body=textwrap.dedent(body).strip())
+    # Deployed modules load from cached bytecode; some machines turn the cache off for every process.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT, timeout=600
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+        timeout=600,
+        env=env,
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -86,8 +95,10 @@ def report(
     else:
         verdict = f"target <= {target}x, " + ("met" if ratio <= target else "NOT met")
     delta = statistics.median(cand) - statistics.median(base)
+    # Lower-is-better samples are seconds; higher-is-better ones are rates or scores in their own unit.
+    shown = f"{delta:+.4g}" if higher_is_better else f"{delta * 1000:+.1f} ms"
     return (
-        f"{name:<24} ratio {ratio:6.2f}x ({verdict}, delta {delta * 1000:+.1f} ms)  "
+        f"{name:<24} ratio {ratio:6.2f}x ({verdict}, delta {shown})  "
         f"baseline median {statistics.median(base):.4g} [{min(base):.4g}-{max(base):.4g}]  "
         f"candidate median {statistics.median(cand):.4g} [{min(cand):.4g}-{max(cand):.4g}]  "
         f"n={len(base)}  # {title}"
