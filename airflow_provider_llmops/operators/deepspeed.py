@@ -650,24 +650,19 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
             self._inner.hook.core_v1_client.create_namespaced_service(namespace=namespace, body=service)
         self._service = (service.metadata.name, namespace)
         self.log.info("Created rendezvous Service %s/%s", namespace, service.metadata.name)
+        deferred = False
         try:
             self._inner.execute(context)
         except TaskDeferred:
-            raise  # the Job runs on; execute_complete finishes and cleans up
+            deferred = True  # the Job runs on; execute_complete finishes and cleans up
+            raise
         except Exception as err:
             self._fail_with_logs(err)
         finally:
-            if not self._deferred_now():
+            if not deferred:
                 self._delete_job_and_service()
         self._copy_logs()
         return self._finish(context)
-
-    def _deferred_now(self) -> bool:
-        import sys
-
-        from airflow.sdk.exceptions import TaskDeferred
-
-        return isinstance(sys.exc_info()[1], TaskDeferred)
 
     def execute_complete(self, context: Context, event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Re-entry after the Job operator's deferral: finish it, delete Job and Service, hand off."""

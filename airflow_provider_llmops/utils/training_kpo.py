@@ -268,15 +268,20 @@ def training_job_operator_class() -> type:
         def get_pods(self, pod_request_obj: Any, context: Any, *, exclude_checked: bool = True) -> Any:
             selector = self._build_find_pod_label_selector(context, exclude_checked=exclude_checked)
             namespace = pod_request_obj.metadata.namespace
+            job_name = self.job.metadata.name if self.job is not None else pod_request_obj.metadata.name
             deadline = time.monotonic() + self.startup_timeout_seconds
             while True:
+                if self._killed:
+                    raise TrainingLaunchError(f"the task was killed while Job {namespace}/{job_name} started")
+                # Raises (404) when the Job is gone, e.g. deleted by on_kill or by a person.
+                self.job_client.read_namespaced_job(name=job_name, namespace=namespace)
                 found = self.client.list_namespaced_pod(namespace=namespace, label_selector=selector).items
                 if len(found) >= self.parallelism or time.monotonic() > deadline:
                     break
                 time.sleep(min(self.job_poll_interval, 2.0))
             if len(found) < self.parallelism:
                 raise TrainingLaunchError(
-                    f"Job {namespace}/{self.job.metadata.name if self.job else '?'} has {len(found)} of "
+                    f"Job {namespace}/{job_name} has {len(found)} of "
                     f"{self.parallelism} pods after {self.startup_timeout_seconds}s; check the Job's events "
                     "(quota, admission webhooks, Kueue admission)"
                 )

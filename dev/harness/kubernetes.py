@@ -191,7 +191,7 @@ def build_binaries(log: Callable[[str], None] | None = None) -> Path:
         try:
             with open(build_log, "w") as out:
                 for what, argv, step_env in steps:
-                    log(f"building {what} (once per machine; about 10 minutes cold) ...")
+                    log(f"building {what} (once per machine; about 11 minutes in all, cold) ...")
                     out.write(f"$ {' '.join(argv)}\n")
                     out.flush()
                     try:
@@ -218,6 +218,7 @@ def build_binaries(log: Callable[[str], None] | None = None) -> Path:
             bin_dir.mkdir()
             for name in COMPONENTS:
                 os.replace(staging / name, bin_dir / name)
+            staging.chmod(0o755)  # mkdtemp made it private
             shutil.rmtree(final.parent, ignore_errors=True)
             os.replace(staging, final.parent)
         finally:

@@ -437,3 +437,15 @@ def test_a_missing_permission_fails_with_a_clear_error(
     assert "system:serviceaccount:airflow:airflow-worker" in message
     assert "docker/kubernetes/rbac.yaml" in message
     assert not k8s_leftovers(namespace)
+
+
+def test_killing_a_multinode_task_deletes_job_pods_and_service(
+    kubernetes_cluster, k8s_namespace, k8s_leftovers, tmp_path
+):
+    op = _multinode(_spec(tmp_path / "out", nodes=2, gpus_per_node=8))
+    run = _Run(op, _context())
+    _check_job_pods(kubernetes_cluster, k8s_namespace, op)
+    op.on_kill()
+    with pytest.raises(Exception):  # noqa: B017 - the Job vanished under the waiting operator
+        run.join(60)
+    _wait(lambda: not k8s_leftovers(k8s_namespace), "the Job, its pods and the Service to be deleted")
