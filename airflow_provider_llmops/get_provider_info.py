@@ -67,6 +67,7 @@ def get_provider_info() -> dict:
         "triggers": [
             {"integration-name": "DVC", "python-modules": [f"{PACKAGE}.triggers.dvc"]},
             {"integration-name": "Triton Inference Server", "python-modules": [f"{PACKAGE}.triggers.triton"]},
+            {"integration-name": "DeepSpeed", "python-modules": [f"{PACKAGE}.triggers.training_pod"]},
         ],
         # The review task's "Dataset review" link (pages served by the `llmops` plugin).
         "extra-links": [f"{PACKAGE}.plugins.links.DatasetReviewLink"],

@@ -15,7 +15,8 @@ idempotency key (dataset sha, a hash of the training settings, Triton model vers
 clock: rerunning a run, or a run on the same inputs, reuses the pulled data, the trained model,
 the Triton version and the index instead of making new ones.
 
-Lineage (Asset events): ``dvc://.../data/llmops`` (rev, sha, md5) -> ``model://<name>/<spec-hash>``
+Lineage (Asset events): ``dvc-review://.../data/llmops`` (the reviewed sha and md5) ->
+``model://<name>/<spec-hash>``
 (the manifest, with the dataset rev) -> ``triton://<server>/<model>`` (version, spec hash, dataset
 rev) -> ``elasticsearch://<cluster>/<build alias>`` (the new index, with model version and
 dataset rev) -> ``elasticsearch://<cluster>/<alias>`` (the index readers now see).
@@ -68,6 +69,9 @@ PULL = "ti.xcom_pull(task_ids='pull_dataset')"
 TRAINED = "(ti.xcom_pull(task_ids='train_local') or ti.xcom_pull(task_ids='train_kubernetes'))"
 WORKDIR = "{{ " + CHECK + "['workdir'] }}"
 SHA = "{{ " + CHECK + "['sha'] }}"
+# The dataset part of index names: "g" + 12 hex digits, as `git describe` writes a commit. Native
+# rendering would turn an all-digit sha prefix into a number; the letter keeps it a string.
+INDEX_REV = "{{ 'g' + " + CHECK + "['sha'][:12] }}"
 
 # The training job: one spec for both launchers, rendered from the params and check_inputs.
 SPEC: dict[str, Any] = {
@@ -106,7 +110,7 @@ DOC_MD = """
 5. **deploy_model** publishes the model as a new Triton version, smoke-tests it next to the
    served one and only then serves it (or rolls back).
 6. **index_corpus** embeds the corpus through that Triton version into a new index
-   `stdlib-docs-build-<sha>-<version>` (ANN recall gate against exact neighbours).
+   `stdlib-docs-build-g<sha>-<version>` (ANN recall gate against exact neighbours).
 7. **relevance_gate** compares held-out recall@10 and nDCG@10 with the base model's
    (**evaluate_base**) and with the index readers see now; **switch_alias** then moves
    `stdlib-docs` in one atomic call, and **summary** reports the run.
@@ -393,8 +397,8 @@ with DAG(
         if cache.is_file():
             return dict(json.loads(cache.read_text()))
         data = Path(pulled["local_path"])
-        docs = list(iter_records(str(data / "corpus")))
-        judgments = load_judgments(str(data / "eval"))
+        docs = list(iter_records(str(data / "corpus" / "corpus.jsonl")))
+        judgments = load_judgments(str(data / "eval" / "judgments.jsonl"))
         metrics = exact_retrieval_metrics(
             [str(d["id"]) for d in docs],
             encoder.encode([str(d["text"]) for d in docs]),
@@ -423,11 +427,12 @@ with DAG(
         alias=BUILD_ALIAS,
         elasticsearch_conn_id=ES_CONN_ID,
         input_path="{{ " + PULL + "['local_path'] }}/corpus",
-        dataset_rev="{{ " + PULL + "['sha'][:12] }}",
-        encoder="triton",
+        dataset_rev=INDEX_REV,
+        encoder="triton",  # the version deploy_model just made the served one, pinned for the build
         model=MODEL_NAME,
-        model_version="{{ ti.xcom_pull(task_ids='deploy_model')['version'] }}",
         triton_conn_id=TRITON_CONN_ID,
+        # At most the served model's max_batch_size per request (the client does not split batches).
+        embed_batch_size=32,
         chunk_size=2000,  # passages are short: one chunk each, so chunk ids are document ids
         chunk_overlap=0,
         min_recall=0.9,
@@ -514,12 +519,21 @@ with DAG(
         served = ti.xcom_pull(task_ids="deploy_model")
         gate = ti.xcom_pull(task_ids="relevance_gate")
         switched = ti.xcom_pull(task_ids="switch_alias")
+        # Per-step losses are noisy (one batch each): report the means of the first and last fifth.
+        losses = [float(v) for _, v in trained.get("loss_curve") or []]
+        window = max(1, len(losses) // 5)
+        smoothed = (
+            (sum(losses[:window]) / window, sum(losses[-window:]) / window)
+            if losses
+            else (trained["first_loss"], trained["final_loss"])
+        )
         record = {
             "dataset_rev": checked["rev"],
             "dataset_sha": checked["sha"],
             "launcher": checked["launcher"],
-            "loss_start": trained["first_loss"],
-            "loss_end": trained["final_loss"],
+            "loss_start": smoothed[0],
+            "loss_end": smoothed[1],
+            "loss_window_steps": window,
             "samples_per_s": trained["samples_per_s"],
             "train_steps": trained["steps"],
             "manifest_uri": trained["manifest_uri"],
@@ -534,8 +548,8 @@ with DAG(
         out.write_text(json.dumps(record, indent=1, sort_keys=True))
         base, tuned = gate["base"], gate["fine_tuned"]
         print(
-            f"dataset {checked['rev']} ({checked['sha'][:12]}); loss {trained['first_loss']:.3f} -> "
-            f"{trained['final_loss']:.3f}, {trained['samples_per_s']:.1f} samples/s; Triton {served['model']} "
+            f"dataset {checked['rev']} ({checked['sha'][:12]}); loss {smoothed[0]:.3f} -> "
+            f"{smoothed[1]:.3f} (means of {window} steps), {trained['samples_per_s']:.1f} samples/s; Triton {served['model']} "
             f"v{served['version']}; {ALIAS} -> {switched['index']}; held-out recall@10 {base['recall']:.3f} -> "
             f"{tuned['recall']:.3f}, nDCG@10 {base['ndcg']:.3f} -> {tuned['ndcg']:.3f} ({gate['queries']} queries)"
         )

@@ -2,7 +2,7 @@
 
 Daily, and by hand: pull the corpus as of the run's logical date (the last commit of the branch
 at or before it), embed it through the served version of ``stdlib_minilm`` into the index
-``stdlib-docs-build-<dataset sha>-<Triton version>``, gate it (kNN recall against exact
+``stdlib-docs-build-g<dataset sha>-<Triton version>``, gate it (kNN recall against exact
 neighbours, held-out nDCG), then point the readers' alias ``stdlib-docs`` at it.
 
 Idempotent: the index name comes from the dataset commit and the model version only, and
@@ -78,10 +78,14 @@ with DAG(
         alias=BUILD_ALIAS,
         elasticsearch_conn_id=ES_CONN_ID,
         input_path="{{ " + PULL + "['local_path'] }}/corpus",
-        dataset_rev="{{ " + PULL + "['sha'][:12] }}",
+        # "g" + 12 hex digits, as `git describe` writes a commit (and llmops_finetune_and_deploy):
+        # native rendering would turn an all-digit prefix into a number.
+        dataset_rev="{{ 'g' + " + PULL + "['sha'][:12] }}",
         encoder="triton",  # the served version, pinned for the whole build
         model=MODEL_NAME,
         triton_conn_id=TRITON_CONN_ID,
+        # At most the served model's max_batch_size per request (the client does not split batches).
+        embed_batch_size=32,
         chunk_size=2000,
         chunk_overlap=0,
         min_recall=0.9,

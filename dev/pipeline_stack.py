@@ -113,6 +113,34 @@ def prepare_model_env() -> None:
         install_model_requirements(req)
 
 
+def approve_in_background(
+    dag_id: str, task_id: str, option: str = "Approve", **kwargs: Any
+) -> dict[str, str]:
+    """Run `answer_hitl` in a daemon thread; the returned dict gets ``run_id`` (or ``error``) when done.
+
+    The ORM models are imported and their mappers configured here, in the caller's thread: a
+    first query in the new thread would otherwise import them while the caller (dag.test()) is
+    importing them too, and the two deadlock on Python's import locks.
+    """
+    import threading
+
+    from airflow.models import import_all_models
+    from sqlalchemy.orm import configure_mappers
+
+    import_all_models()
+    configure_mappers()
+    result: dict[str, str] = {}
+
+    def run() -> None:
+        try:
+            result["run_id"] = answer_hitl(dag_id, task_id, option, **kwargs)
+        except Exception as err:
+            result["error"] = f"{type(err).__name__}: {err}"
+
+    threading.Thread(target=run, name=f"answer-{task_id}", daemon=True).start()
+    return result
+
+
 def answer_hitl(
     dag_id: str, task_id: str, option: str = "Approve", *, run_id: str | None = None, timeout: float = 900
 ) -> str:

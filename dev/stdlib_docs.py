@@ -17,7 +17,7 @@ for every sample, no clocks). The text is the Python standard library's, under t
 Agreement (https://docs.python.org/3/license.html).
 
 ``python -m dev.stdlib_docs --params params.yaml --out data/llmops`` is the ``llmops_datasets``
-stage of dvc.yaml; tests/fixtures/es_knn.py builds its smaller corpus with `module_entries`.
+stage of dvc.yaml; tests/fixtures/es_knn.py builds its smaller corpus with `docstrings` and `module_source`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ __all__ = [
     "DEFAULT_PARAMS",
     "Entry",
     "build_datasets",
+    "docstrings",
     "iter_stdlib_modules",
     "module_entries",
+    "module_source",
     "stdlib_entries",
     "write_datasets",
 ]
@@ -128,34 +130,47 @@ def iter_stdlib_modules(root: Path | None = None) -> Iterator[tuple[str, Path]]:
         yield ".".join(parts), path
 
 
-def module_entries(path: Path, module: str, *, methods: bool = True) -> list[Entry]:
-    """The documented public objects of one source file, in source order (read with ast, never imported)."""
+def module_source(module: str, root: Path | None = None) -> Path | None:
+    """The source file of a standard-library module (``json`` -> ``.../json/__init__.py``), or None."""
+    base = Path(root or sysconfig.get_paths()["stdlib"]) / Path(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def docstrings(path: Path, module: str, *, methods: bool = True) -> list[tuple[str, str]]:
+    """(dotted name, docstring) of a file's module, public top-level functions and classes, and
+    (with `methods`) public methods of those classes, in source order. Read with ast, never imported."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return []
-    top = module.split(".")[0]
     found: list[tuple[str, str]] = []
     doc = ast.get_docstring(tree)
     if doc:
         found.append((module, doc))
+    public = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     for node in tree.body:
-        if isinstance(
-            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-        ) and not node.name.startswith("_"):
-            doc = ast.get_docstring(node)
-            if doc:
-                found.append((f"{module}.{node.name}", doc))
-            if methods and isinstance(node, ast.ClassDef):
-                for item in node.body:
-                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and not item.name.startswith(
-                        "_"
-                    ):
-                        doc = ast.get_docstring(item)
-                        if doc:
-                            found.append((f"{module}.{node.name}.{item.name}", doc))
+        if not isinstance(node, public) or node.name.startswith("_"):
+            continue
+        doc = ast.get_docstring(node)
+        if doc:
+            found.append((f"{module}.{node.name}", doc))
+        if methods and isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, public[:2]) and not item.name.startswith("_"):
+                    doc = ast.get_docstring(item)
+                    if doc:
+                        found.append((f"{module}.{node.name}.{item.name}", doc))
+    return found
+
+
+def module_entries(path: Path, module: str, *, methods: bool = True) -> list[Entry]:
+    """The usable entries (first sentence + rest) of one source file, in source order."""
+    top = module.split(".")[0]
     entries = []
-    for name, text in found:
+    for name, text in docstrings(path, module, methods=methods):
         split = split_docstring(text)
         if split:
             entries.append(Entry(id=name, module=top, query=split[0], rest=split[1]))

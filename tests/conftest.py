@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.fixtures.es_knn",
     "tests.fixtures.triton",
     "tests.fixtures.dvc",
+    "tests.fixtures.kubernetes",
 ]
 
 

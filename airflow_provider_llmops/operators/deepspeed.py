@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +25,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_llmops.assets.events import emit_event
 from airflow_provider_llmops.assets.model import model_alias, model_asset
 from airflow_provider_llmops.exceptions import (
+    TrainingLaunchError,
     TrainingManifestError,
     TrainingOutputConflictError,
     TrainingSpecError,
@@ -33,6 +35,8 @@ from airflow_provider_llmops.utils.training_records import TrainingManifest
 
 # On the Job and Service of a multi-node run: the same for every try of one task in one run.
 RUN_LABEL = "llmops/run"
+# The deferred pod operator's next_kwargs key for the task's deadline (epoch seconds).
+DEADLINE_KWARG = "llmops_deadline"
 
 if TYPE_CHECKING:
     import jinja2
@@ -322,10 +326,14 @@ class _DeepSpeedPodBase(_DeepSpeedBaseOperator):
         dist_timeout_s: int = 1800,
         deferrable: bool = False,
         startup_timeout_seconds: int = 600,
+        poll_interval: float = 10.0,
+        log_interval_s: float = 60.0,
         kpo_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         self.image = image
+        self.poll_interval = poll_interval
+        self.log_interval_s = log_interval_s
         self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
         self.launcher = launcher
@@ -380,6 +388,7 @@ class _DeepSpeedPodBase(_DeepSpeedBaseOperator):
             "kubernetes_conn_id": self.kubernetes_conn_id,
             "deferrable": self.deferrable,
             "startup_timeout_seconds": self.startup_timeout_seconds,
+            "poll_interval": self.poll_interval,
             **self.kpo_kwargs,
         }
 
@@ -409,6 +418,8 @@ class DeepSpeedTrainingOperator(_DeepSpeedPodBase):
 
     :param launcher: ``torchrun`` (``--nproc_per_node``) or ``deepspeed`` (``--num_gpus``).
     :param pod_run_as_user: uid (and gid, fsGroup) the trainer runs as; never 0.
+    :param poll_interval: seconds between status checks (and, not deferred, log reads) of the pod.
+    :param log_interval_s: deferred: seconds between the trigger's hand-backs that copy new log lines.
     :param kpo_kwargs: further KubernetesPodOperator arguments (e.g. ``image_pull_secrets``).
     """
 
@@ -423,12 +434,18 @@ class DeepSpeedTrainingOperator(_DeepSpeedPodBase):
 
     def build_pod_operator(self) -> Any:
         """The inner KubernetesPodOperator (not attached to a DAG) that runs the trainer pod."""
-        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-
+        from airflow_provider_llmops.utils.training_kpo import training_pod_operator_class
         from airflow_provider_llmops.utils.training_pod import pod_operator_kwargs
 
-        kwargs = {**pod_operator_kwargs(self.job, self.pod_settings()), **self._common_kpo_kwargs()}
-        return KubernetesPodOperator(**kwargs)
+        kwargs = {
+            **pod_operator_kwargs(self.job, self.pod_settings()),
+            "base_container_status_polling_interval": self.poll_interval,
+            "log_poll_interval_s": self.poll_interval,
+            # Deferred, the log is read (without following) each time the trigger hands back.
+            "logging_interval": int(max(1, self.log_interval_s)) if self.deferrable else None,
+            **self._common_kpo_kwargs(),
+        }
+        return training_pod_operator_class()(**kwargs)
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self._check_output_before_launch():
@@ -436,20 +453,79 @@ class DeepSpeedTrainingOperator(_DeepSpeedPodBase):
                 "%s already holds this finished run (spec %s)", self.job.output, self.job.spec_hash()
             )
             return self._finish(context)
+        from airflow_provider_llmops.utils.training_kpo import explain_forbidden
+
         self._inner = self.build_pod_operator()
         # execute_sync/execute_async rather than execute(): the inner operator is not a task of
         # its own, and its deferral names trigger_reentry, which this operator delegates.
-        if self.deferrable:
-            self._inner.execute_async(context)
-        else:
-            self._inner.execute_sync(context)
+        with explain_forbidden(self.kubernetes_conn_id):
+            if self.deferrable:
+                timeout = self.execution_timeout
+                deadline = time.time() + timeout.total_seconds() if timeout else None
+                self._defer_inner(lambda: self._inner.execute_async(context), deadline)
+            else:
+                self._inner.execute_sync(context)
         return self._finish(context)
 
-    def trigger_reentry(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def _defer_inner(self, call: Any, deadline: float | None) -> None:
+        """Run the inner operator's step; its deferral carries the task's deadline (`execution_timeout`).
+
+        Airflow does not apply ``execution_timeout`` to a deferred task, and a deferral that times out
+        fails the task without cleanup (the pod would keep its GPUs). So the deferral waits on
+        `TrainingPodTrigger`, which hands back when the deadline passes; ``trigger_reentry`` then deletes
+        the pod. The framework's own deferral timeout is padded past it, as a backstop only.
+        """
+        import datetime
+
+        from airflow.sdk.exceptions import TaskDeferred
+
+        from airflow_provider_llmops.triggers.training_pod import TrainingPodTrigger
+
+        try:
+            call()
+        except TaskDeferred as deferred:
+            if deadline is None:
+                raise
+            _, trigger_kwargs = deferred.trigger.serialize()
+            backstop = max(0.0, deadline - time.time()) + 2 * self.poll_interval + 60
+            raise TaskDeferred(
+                trigger=TrainingPodTrigger(**trigger_kwargs, deadline=deadline),
+                method_name=deferred.method_name,
+                kwargs={**(deferred.kwargs or {}), DEADLINE_KWARG: deadline},
+                timeout=datetime.timedelta(seconds=backstop),
+            ) from None
+
+    def trigger_reentry(
+        self, context: Context, event: dict[str, Any], llmops_deadline: float | None = None
+    ) -> dict[str, Any]:
         """Re-entry after KubernetesPodOperator's deferral: let it finish the pod, then hand off."""
+        from airflow_provider_llmops.triggers.training_pod import DEADLINE_PASSED
+        from airflow_provider_llmops.utils.training_kpo import explain_forbidden
+
         self._inner = self.build_pod_operator()
-        self._inner.trigger_reentry(context, event)
+        with explain_forbidden(self.kubernetes_conn_id):
+            if event.get(DEADLINE_PASSED):
+                self._delete_timed_out_pod(event)
+            self._defer_inner(lambda: self._inner.trigger_reentry(context, event), llmops_deadline)
         return self._finish(context)
+
+    def _delete_timed_out_pod(self, event: dict[str, Any]) -> None:
+        from airflow_provider_llmops.utils.training_kpo import PodLogPoller
+
+        name, namespace = event["name"], event["namespace"]
+        client = self._inner.client
+        tail = PodLogPoller(client, name, namespace, self._inner.base_container_name, self.log).read_tail()
+        try:
+            client.delete_namespaced_pod(name=name, namespace=namespace)
+            deleted = "deleted it"
+        except Exception as err:
+            deleted = f"could not delete it ({err})"
+        log = "\n".join(f"  {line}" for line in tail) or "  (no log)"
+        assert self.execution_timeout is not None
+        raise TrainingLaunchError(
+            f"training pod {namespace}/{name} still ran when the task's execution_timeout "
+            f"({self.execution_timeout}) passed; {deleted}. Last {len(tail)} log lines:\n{log}"
+        )
 
     execute_complete = trigger_reentry
 
@@ -476,6 +552,8 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
         self.rdzv_join_timeout_s = rdzv_join_timeout_s
         self._service: tuple[str, str | None] | None = None
         self._job_name = ""
+        self._namespace = "default"
+        self._pod_logs: list[Any] = []
         super().__init__(**kwargs)
 
     def pod_settings(self) -> PodSettings:
@@ -510,8 +588,9 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
 
     def build_job_operator(self, context: Context) -> tuple[Any, Any]:
         """(the inner KubernetesJobOperator, the headless Service) for this run and try."""
-        from airflow.providers.cncf.kubernetes.operators.job import JOB_NAME_PREFIX, KubernetesJobOperator
+        from airflow.providers.cncf.kubernetes.operators.job import JOB_NAME_PREFIX
 
+        from airflow_provider_llmops.utils.training_kpo import training_job_operator_class
         from airflow_provider_llmops.utils.training_pod import (
             RDZV_PORT,
             headless_service,
@@ -539,12 +618,17 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
             parallelism=job.resources.nodes,
             backoff_limit=0,
             wait_until_job_complete=True,
-            get_logs=True,
+            # Logs are read by this operator with bounded reads before the Job is deleted: the
+            # Job operator would follow each pod's log stream, which a node may never close.
+            get_logs=False,
+            job_poll_interval=self.poll_interval,
+            # The pods go with the Job, which this operator deletes when it has read their logs.
+            on_finish_action="keep_pod",
         )
-        for key in ("on_finish_action", "on_kill_action", "do_xcom_push"):
+        for key in ("on_kill_action", "do_xcom_push"):
             kwargs.pop(key, None)
         kwargs.update(self._common_kpo_kwargs())
-        inner = KubernetesJobOperator(**kwargs)
+        inner = training_job_operator_class()(**kwargs)
         service = headless_service(service_name, full_name, self.namespace, kwargs["labels"])
         return inner, service
 
@@ -554,35 +638,116 @@ class DeepSpeedMultiNodeTrainingOperator(_DeepSpeedPodBase):
                 "%s already holds this finished run (spec %s)", self.job.output, self.job.spec_hash()
             )
             return self._finish(context)
+        from airflow.sdk.exceptions import TaskDeferred
+
+        from airflow_provider_llmops.utils.training_kpo import explain_forbidden
+
         self._inner, service = self.build_job_operator(context)
         namespace = self.namespace or self._inner.hook.get_namespace() or "default"
-        self._stop_earlier_tries(context, namespace)
-        self._inner.hook.core_v1_client.create_namespaced_service(namespace=namespace, body=service)
+        self._namespace = namespace
+        with explain_forbidden(self.kubernetes_conn_id):
+            self._stop_earlier_tries(context, namespace)
+            self._inner.hook.core_v1_client.create_namespaced_service(namespace=namespace, body=service)
         self._service = (service.metadata.name, namespace)
         self.log.info("Created rendezvous Service %s/%s", namespace, service.metadata.name)
+        deferred = False
         try:
             self._inner.execute(context)
-        except BaseException as err:
-            from airflow.exceptions import TaskDeferred
-
-            if not isinstance(err, TaskDeferred):
-                self._delete_service()
+        except TaskDeferred:
+            deferred = True  # the Job runs on; execute_complete finishes and cleans up
             raise
-        self._delete_service()
+        except Exception as err:
+            self._fail_with_logs(err)
+        finally:
+            if not deferred:
+                self._delete_job_and_service()
+        self._copy_logs()
         return self._finish(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Re-entry after the Job operator's deferral: finish it, delete the Service, hand off."""
+        """Re-entry after the Job operator's deferral: finish it, delete Job and Service, hand off."""
         self._inner, service = self.build_job_operator(context)
-        self._service = (
-            service.metadata.name,
-            self.namespace or self._inner.hook.get_namespace() or "default",
-        )
+        self._namespace = self.namespace or self._inner.hook.get_namespace() or "default"
+        self._service = (service.metadata.name, self._namespace)
         try:
             self._inner.execute_complete(context, event, **kwargs)
+        except Exception as err:
+            self._fail_with_logs(err)
         finally:
-            self._delete_service()
+            self._delete_job_and_service()
+        self._copy_logs()
         return self._finish(context)
+
+    def _job_pods(self) -> list[Any]:
+        selector = f"batch.kubernetes.io/job-name={self._job_name}"
+        core = self._inner.hook.core_v1_client
+        pods = core.list_namespaced_pod(namespace=self._namespace, label_selector=selector).items
+        return sorted(pods, key=lambda p: p.metadata.name)
+
+    def _copy_logs(self) -> None:
+        """Each pod's log (read before the Job was deleted) into the task log."""
+        for pod in self._pod_logs:
+            self.log.info("Log of %s:", pod.metadata.name)
+            for line in pod.tail_lines:
+                self.log.info("[%s] %s", pod.metadata.name, line)
+        self._pod_logs = []
+
+    def _read_pod_logs(self) -> None:
+        """Read every pod's log and status now, before the Job (and so its pods) is deleted."""
+        from types import SimpleNamespace
+
+        from airflow_provider_llmops.utils.training_kpo import PodLogPoller
+
+        container = self._inner.base_container_name
+        self._pod_logs = []
+        try:
+            pods = self._job_pods()
+        except Exception as err:  # the Job's result matters more than its logs
+            self.log.warning("Could not list the pods of Job %s: %s", self._job_name, err)
+            return
+        for pod in pods:
+            poller = PodLogPoller(
+                self._inner.hook.core_v1_client, pod.metadata.name, self._namespace, container, self.log
+            )
+            self._pod_logs.append(
+                SimpleNamespace(metadata=pod.metadata, status=pod.status, tail_lines=poller.read_tail())
+            )
+
+    def _fail_with_logs(self, err: Exception) -> None:
+        """Raise the Job's failure with each failed pod's exit code and log tail."""
+        from airflow_provider_llmops.utils.training_kpo import forbidden_error, pod_failure_summary
+
+        forbidden = forbidden_error(err, self.kubernetes_conn_id)
+        if forbidden is not None:
+            raise forbidden from err
+        self._read_pod_logs()
+        container = self._inner.base_container_name
+        failed = [p for p in self._pod_logs if p.status and p.status.phase == "Failed"]
+        parts = [f"training Job {self._namespace}/{self._job_name} failed: {err}"]
+        for pod in failed or self._pod_logs:
+            index = (pod.metadata.annotations or {}).get("batch.kubernetes.io/job-completion-index", "?")
+            log = "\n".join(f"  {line}" for line in pod.tail_lines) or "  (no log)"
+            parts.append(
+                f"pod {pod.metadata.name} (index {index}): {pod_failure_summary(pod, container)}. "
+                f"Last {len(pod.tail_lines)} log lines:\n{log}"
+            )
+        self._pod_logs = []
+        raise TrainingLaunchError("\n".join(parts)) from err
+
+    def _delete_job_and_service(self) -> None:
+        """Delete the Job (its pods go with it) and the rendezvous Service, on success and failure."""
+        if self._inner is not None and self._job_name:
+            if not self._pod_logs:
+                self._read_pod_logs()
+            try:
+                self._inner.job_client.delete_namespaced_job(
+                    name=self._job_name, namespace=self._namespace, propagation_policy="Background"
+                )
+                self.log.info("Deleted Job %s/%s and its pods", self._namespace, self._job_name)
+            except Exception as err:
+                if getattr(err, "status", None) != 404:
+                    self.log.warning("Could not delete Job %s/%s: %s", self._namespace, self._job_name, err)
+        self._delete_service()
 
     def _stop_earlier_tries(self, context: Context, namespace: str) -> None:
         """Delete Jobs (and their Services) an earlier try left running, e.g. after a worker died.

@@ -7,7 +7,7 @@ import sys
 
 from dev.harness.common import HarnessError
 
-SERVICES = ("elasticsearch", "triton", "airflow", "dvc")
+SERVICES = ("elasticsearch", "triton", "airflow", "dvc", "kubernetes")
 
 
 def main(argv: list[str]) -> int:
