@@ -368,7 +368,6 @@ with DAG(
         spec=SPEC,
         data_rev="{{ " + PULL + "['sha'] }}",
         data_md5="{{ " + PULL + "['md5'] }}",
-        work_dir=WORKDIR + "/train-work",
         execution_timeout=timedelta(hours=2),
     )
     train_kubernetes = DeepSpeedTrainingOperator(
