@@ -244,11 +244,11 @@ class DeepSpeedLocalTrainingOperator(_DeepSpeedBaseOperator):
 
     :param python: interpreter with the ``[train]`` extra (default: the worker's).
     :param env: extra environment for the trainer processes.
-    :param work_dir: where the rendered spec file is written (default: a temp folder).
+    :param work_dir: where the rendered spec file is written (templated; default: a temp folder).
     :param timeout: seconds before the processes are killed (besides ``execution_timeout``).
     """
 
-    template_fields: Sequence[str] = (*_DeepSpeedBaseOperator.template_fields, "env", "python")
+    template_fields: Sequence[str] = (*_DeepSpeedBaseOperator.template_fields, "env", "python", "work_dir")
 
     def __init__(
         self,

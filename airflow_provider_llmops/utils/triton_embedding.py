@@ -96,7 +96,7 @@ class TritonEmbeddingClient:
         self.progress_interval = progress_interval
 
     @cached_property
-    def _resolved(self) -> tuple[str, int, bool]:
+    def _resolved(self) -> tuple[str, int, bool, int]:
         version = self._requested_version
         if not version:
             loaded = self.hook.loaded_versions(self.model_name)
@@ -125,7 +125,9 @@ class TritonEmbeddingClient:
         normalized = (
             str((params.get("llmops_normalized") or {}).get("string_value", "true")).lower() == "true"
         )
-        return version, int(out["shape"][-1]), normalized
+        # A request larger than the model's max_batch_size is refused by the server; 0 means no batching.
+        max_batch = int(config.get("max_batch_size") or 0)
+        return version, int(out["shape"][-1]), normalized, max_batch
 
     @property
     def model_version(self) -> str:
@@ -138,6 +140,12 @@ class TritonEmbeddingClient:
     @property
     def normalized(self) -> bool:
         return self._resolved[2]
+
+    @property
+    def request_size(self) -> int:
+        """Texts per request: `batch_size`, capped at the model's ``max_batch_size``."""
+        max_batch = self._resolved[3]
+        return min(self.batch_size, max_batch) if max_batch > 0 else self.batch_size
 
     def _encode_batch(self, texts: Sequence[str]) -> numpy.ndarray:
         import numpy as np
@@ -180,7 +188,15 @@ class TritonEmbeddingClient:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
-        chunks = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
+        size = self.request_size
+        if size < self.batch_size:
+            self.log.info(
+                "Sending %d texts per request (model %s max_batch_size), not batch_size=%d",
+                size,
+                self.model_name,
+                self.batch_size,
+            )
+        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
         with ProgressLogger(
             self.log,
             f"embed with {self.model_name} v{self.model_version}",

@@ -162,3 +162,26 @@ def test_a_wrong_output_shape_is_named(triton_conn_id, triton_model_repo):
     assert client.dims == 4
     with pytest.raises(TritonEmbeddingError, match=r"shape \[2, 3\].*expected \[2, 4\] float32"):
         client.encode(["a", "b"])
+
+
+def _write_embedding_model(repo, name: str, dims: int, max_batch_size: int) -> None:
+    model_dir = repo / name
+    (model_dir / "1").mkdir(parents=True)
+    (model_dir / "1" / "model.py").write_text(WRONG_SHAPE_MODEL.replace("(n, 3)", f"(n, {dims})"))
+    (model_dir / "config.pbtxt").write_text(
+        f'name: "{name}"\nbackend: "python"\nmax_batch_size: {max_batch_size}\n'
+        'input [ { name: "TEXT" data_type: TYPE_STRING dims: [ 1 ] } ]\n'
+        f'output [ {{ name: "EMBEDDING" data_type: TYPE_FP32 dims: [ {dims} ] }} ]\n'
+        "instance_group [ { kind: KIND_CPU count: 1 } ]\n"
+    )
+
+
+def test_requests_are_capped_at_the_models_max_batch_size(triton_conn_id, triton_model_repo):
+    """batch_size=256 against a model packaged with max_batch_size 8: the server would refuse 256."""
+    _write_embedding_model(triton_model_repo, "e_small_batch", dims=4, max_batch_size=8)
+    hook = TritonHook(triton_conn_id)
+    hook.load_model("e_small_batch")
+    client = TritonEmbeddingClient(hook, "e_small_batch", batch_size=256, concurrency=2)
+    assert client.request_size == 8
+    vectors = client.encode([f"text {i}" for i in range(20)])
+    assert vectors.shape == (20, 4) and vectors.dtype == np.float32

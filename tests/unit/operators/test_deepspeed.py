@@ -253,6 +253,19 @@ def test_local_gpu_count_mismatch_refused(tmp_path):
         op.launcher.check()
 
 
+def test_local_work_dir_is_rendered(tmp_path):
+    """A templated work_dir is rendered like the other fields, never used as a literal '{{ ... }}' folder."""
+    from jinja2 import Environment
+
+    spec = _spec(output=str(tmp_path / "out"))
+    op = DeepSpeedLocalTrainingOperator(
+        task_id="train", spec=spec, work_dir=str(tmp_path) + "/{{ ds_nodash }}"
+    )
+    assert "work_dir" in op.template_fields
+    op._do_render_template_fields(op, ("work_dir",), {"ds_nodash": "20240103"}, Environment(), set())
+    assert str(op.launcher.work_dir) == f"{tmp_path}/20240103"
+
+
 def test_root_user_refused():
     with pytest.raises(TrainingSpecError, match="non-root"):
         DeepSpeedTrainingOperator(task_id="train", spec=_spec(), image="img", pod_run_as_user=0)
