@@ -38,11 +38,11 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, Param, Variable, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_llmops.assets.elasticsearch import es_asset
+from airflow_provider_llmops.operators.approval import DatasetApprovalOperator
 from airflow_provider_llmops.operators.deepspeed import (
     DeepSpeedLocalTrainingOperator,
     DeepSpeedTrainingOperator,
@@ -348,14 +348,11 @@ with DAG(
         repo="{{ params.repo }}",
         dvc_conn_id=DVC_CONN_ID,
     )
-    REVIEW = "ti.xcom_pull(task_ids='review_dataset')"
-    approve_dataset = ApprovalOperator(
+    # The Required actions view shows the review's key tables and a link to the full review page.
+    approve_dataset = DatasetApprovalOperator(
         task_id="approve_dataset",
-        subject="Fine-tune on {{ params.dataset_path }} @ {{ " + REVIEW + "['new_sha'][:12] }}?",
-        body=(
-            "{{ " + REVIEW + "['approval_markdown'] }}\n\n"
-            "Full review (Markdown and charts) on the worker: `{{ " + REVIEW + "['markdown'] }}`"
-        ),
+        review_task_id="review_dataset",
+        subject="Fine-tune on {{ params.dataset_path }} @ {{ ti.xcom_pull(task_ids='review_dataset')['new_sha'][:12] }}?",
         response_timeout=timedelta(days=3),
     )
 
