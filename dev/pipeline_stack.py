@@ -71,7 +71,8 @@ def pipeline_env(
     """Connections and Variables of the example DAGs for the harness's servers."""
     return {
         "AIRFLOW_CONN_LLMOPS_DVC_DEFAULT": json.dumps(
-            {"conn_type": "llmops_dvc", "extra": {"repo": str(project.path), "rev": "main"}}
+            # No "rev": "main" (the default): Airflow warns about any extra value under 5 characters.
+            {"conn_type": "llmops_dvc", "extra": {"repo": str(project.path)}}
         ),
         "AIRFLOW_CONN_LLMOPS_TRITON_DEFAULT": json.dumps(
             {
