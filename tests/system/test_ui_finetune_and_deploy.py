@@ -92,3 +92,14 @@ def test_trigger_approve_and_succeed_from_the_ui(ui: Any, ui_stack: UiStack, sho
     assert state == "success", ui_stack.diagnose(FINETUNE_DAG_ID, run_id)
     states = ui_stack.task_states(FINETUNE_DAG_ID, run_id)
     assert states["train_local"] == "success" and states["train_kubernetes"] == "skipped", states
+
+    # The lineage as a user sees it: the Assets page lists each link of the chain, with its latest event.
+    ui.goto(f"{ui_stack.url}/assets")
+    ui.wait_for_load_state("networkidle")
+    shots(ui, "assets")
+    for uri in (
+        "dvc-review://datasets/data/llmops",
+        "triton://llmops_triton_default/stdlib_minilm",
+        "elasticsearch://elasticsearch_default/stdlib-docs",
+    ):
+        ui.get_by_text(uri).first.wait_for(timeout=30_000)
