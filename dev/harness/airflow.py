@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -204,6 +205,24 @@ class AirflowStandalone:
         except urllib.error.HTTPError as err:
             raise HarnessError(f"{method} {path} -> {err.code}: {err.read()[:2000]!r}") from err
         return json.loads(raw) if raw else None
+
+    def scheduler_saw_park(self, dag_id: str, task_id: str, run_id: str, try_number: int) -> bool:
+        """Has the scheduler processed the executor's "finished" event of the attempt that parked the task?
+
+        A task parked for a human (HITL: awaiting_input or deferred) must not be answered before
+        this, or Airflow 3.3.2 can lose the answer (tests/integration/test_dvc_approval.py).
+        """
+        needle = f"TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={run_id},"
+        try:
+            text = self.process.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return False
+        for line in text.splitlines():
+            if needle in line and re.search(r"\bstate=(awaiting_input|deferred)\b", line):
+                match = re.search(r"\btry_number=(\d+)", line)
+                if match is None or int(match.group(1)) == try_number:
+                    return True
+        return False
 
     def wait_for_dag(self, dag_id: str, token: str, timeout: float = 120) -> None:
         """Wait until the DAG processor has parsed `dag_id` into the database."""

@@ -25,7 +25,6 @@ the new request once more.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 import uuid
@@ -57,8 +56,6 @@ STABLE_FOR_S = 2.0
 QUIET_FALLBACK_S = 45.0
 # The request must settle within this long (a loaded 2-core CI is slow, not this slow).
 SETTLE_TIMEOUT_S = 300.0
-# Where the scheduler logs it processed the executor's "finished" event of the parking attempt.
-_PARK_PROCESSED = "TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={run_id},"
 
 
 @dataclass
@@ -84,7 +81,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env["AIRFLOW_VAR_LLMOPS_DATA_DIR"] = str(base / "work")
     # The DAG's default connection id, pointing at the project (the runs also pass repo= in conf).
     env["AIRFLOW_CONN_LLMOPS_DVC_DEFAULT"] = json.dumps(
-        {"conn_type": "llmops_dvc", "extra": {"repo": str(project.path), "rev": "main"}}
+        {"conn_type": "llmops_dvc", "extra": {"repo": str(project.path)}}
     )
     af = AirflowStandalone(env)
     started = time.monotonic()
@@ -158,21 +155,6 @@ def _approval_ti(stack: Stack, run_id: str) -> dict[str, Any]:
     )
 
 
-def _scheduler_saw_park(stack: Stack, run_id: str, try_number: int) -> bool:
-    """Has the scheduler processed the executor event of the attempt that parked the approval task?"""
-    needle = _PARK_PROCESSED.format(dag_id=DAG_ID, task_id=HITL_TASK, run_id=run_id)
-    try:
-        text = stack.af.process.log_path.read_text(errors="replace")
-    except FileNotFoundError:
-        return False
-    for line in text.splitlines():
-        if needle in line and re.search(r"\bstate=(awaiting_input|deferred)\b", line):
-            match = re.search(r"\btry_number=(\d+)", line)
-            if match is None or int(match.group(1)) == try_number:
-                return True
-    return False
-
-
 def _wait_until_settled(stack: Stack, run_id: str, timeout: float = SETTLE_TIMEOUT_S) -> str:
     """Wait until answering the approval request cannot race the scheduler; say what settled it."""
     started = time.monotonic()
@@ -191,7 +173,7 @@ def _wait_until_settled(stack: Stack, run_id: str, timeout: float = SETTLE_TIMEO
             last, stable_since = snapshot, now
         assert stable_since is not None
         if now - stable_since >= STABLE_FOR_S:
-            if _scheduler_saw_park(stack, run_id, int(ti["try_number"])):
+            if stack.af.scheduler_saw_park(DAG_ID, HITL_TASK, run_id, int(ti["try_number"])):
                 return f"scheduler processed the parking attempt ({now - started:.0f}s)"
             if now - stable_since >= QUIET_FALLBACK_S:
                 return f"no scheduler log line; {ti['state']} unchanged for {now - stable_since:.0f}s"

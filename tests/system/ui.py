@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -37,9 +36,6 @@ ENSURE_CHROMIUM = REPO_ROOT / "dev" / "ensure_chromium.sh"
 ARTIFACTS = REPO_ROOT / ".llmops" / "test-artifacts" / "browser"
 TERMINAL_RUN_STATES = {"success", "failed"}
 PARKED_STATES = {"awaiting_input", "deferred"}
-# Where the scheduler logs it processed the executor's "finished" event of the parking attempt
-# (see tests/integration/test_dvc_approval.py for the Airflow 3.3.2 answer race this avoids).
-_PARK_PROCESSED = "TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={run_id},"
 
 
 def chromium_executable() -> str:
@@ -183,25 +179,12 @@ class UiStack:
                 last, stable_since = snapshot, now
             assert stable_since is not None
             if now - stable_since >= 2:
-                if self._scheduler_saw_park(dag_id, run_id, task_id, int(ti["try_number"])):
+                if self.af.scheduler_saw_park(dag_id, task_id, run_id, int(ti["try_number"])):
                     return f"scheduler processed the parking attempt ({now - started:.0f}s)"
                 if now - stable_since >= 45:
                     return f"no scheduler log line; unchanged for {now - stable_since:.0f}s"
             time.sleep(1)
         raise AssertionError(f"{task_id} did not settle.\n{self.diagnose(dag_id, run_id)}")
-
-    def _scheduler_saw_park(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> bool:
-        needle = _PARK_PROCESSED.format(dag_id=dag_id, task_id=task_id, run_id=run_id)
-        try:
-            text = self.af.process.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return False
-        for line in text.splitlines():
-            if needle in line and re.search(r"\bstate=(awaiting_input|deferred)\b", line):
-                match = re.search(r"\btry_number=(\d+)", line)
-                if match is None or int(match.group(1)) == try_number:
-                    return True
-        return False
 
 
 def start_ui_stack(
@@ -221,7 +204,7 @@ def start_ui_stack(
     env["LLMOPS_DVC_CLONE_DIR"] = str(base / "dvc-clones")
     env["AIRFLOW_VAR_LLMOPS_DATA_DIR"] = str(base / "work")
     env["AIRFLOW_CONN_LLMOPS_DVC_DEFAULT"] = json.dumps(
-        {"conn_type": "llmops_dvc", "extra": {"repo": str(project.path), "rev": "main"}}
+        {"conn_type": "llmops_dvc", "extra": {"repo": str(project.path)}}
     )
     env.update(extra_env or {})
     af = AirflowStandalone(env)
