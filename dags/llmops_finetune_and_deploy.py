@@ -16,8 +16,8 @@ clock: rerunning a run, or a run on the same inputs, reuses the pulled data, the
 the Triton version and the index instead of making new ones.
 
 Lineage (Asset events): ``dvc-review://.../data/llmops`` (the reviewed sha and md5) ->
-``model://<name>/<spec-hash>``
-(the manifest, with the dataset rev) -> ``triton://<server>/<model>`` (version, spec hash, dataset
+``model://<name>``
+(the manifest: spec hash, dataset rev) -> ``triton://<server>/<model>`` (version, spec hash, dataset
 rev) -> ``elasticsearch://<cluster>/<build alias>`` (the new index, with model version and
 dataset rev) -> ``elasticsearch://<cluster>/<alias>`` (the index readers now see).
 
@@ -58,6 +58,10 @@ ES_CONN_ID = "elasticsearch_default"
 # The dataset this DAG follows: the Asset DvcAddOperator emits when it publishes a new version of
 # data/llmops in the project named "datasets" (dvc://<last component of the repo URL>/<path>).
 DATASET_ASSET = Asset("dvc://datasets/data/llmops")
+# Its review. The review task names it at run time (repo and path are params); the approval reads
+# it, and declaring it there makes it an Asset Airflow knows before any event: no Asset created
+# on the fly, no "inactive AssetModel" warning, and it shows on the Assets page.
+REVIEW_ASSET = Asset("dvc-review://datasets/data/llmops")
 MODEL_NAME = "stdlib_minilm"  # the Triton model readers' queries are embedded with
 ALIAS = "stdlib-docs"  # the alias readers search
 BUILD_ALIAS = f"{ALIAS}-build"  # new index versions are built (and quality-gated) behind this one
@@ -352,6 +356,7 @@ with DAG(
     approve_dataset = DatasetApprovalOperator(
         task_id="approve_dataset",
         review_task_id="review_dataset",
+        inlets=[REVIEW_ASSET],
         subject="Fine-tune on {{ params.dataset_path }} @ {{ ti.xcom_pull(task_ids='review_dataset')['new_sha'][:12] }}?",
         response_timeout=timedelta(days=3),
     )

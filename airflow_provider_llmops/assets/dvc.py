@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -49,7 +48,7 @@ DVC_REVIEW_SCHEME = "dvc-review"
 
 def repo_name(repo: str) -> str:
     """Short name of a project: last path component without ``.git`` (``datasets`` for ``.../datasets.git``)."""
-    tail = re.split(r"[/:]", repo.rstrip("/"))[-1] or "repo"
+    tail = repo.rstrip("/").replace(":", "/").rsplit("/", 1)[-1] or "repo"
     return tail[:-4] if tail.endswith(".git") else tail
 
 

@@ -3,8 +3,9 @@
 All three validate the spec and its DeepSpeed config once the template fields are rendered (a
 bad combination fails before any process or pod starts), run the trainer
 (``python -m airflow_provider_llmops.training``), read ``manifest.json`` from the output location,
-return it as a `TrainingManifest` XCom and attach it to the model Asset ``model://<name>/<spec-hash>``
-(through the AssetAlias ``model:<dag_id>:<task_id>``: the spec hash is known once rendered).
+return it as a `TrainingManifest` XCom and attach it to the event of the model Asset ``model://<name>``
+(declared at parse time when the spec's name is literal; otherwise through the AssetAlias
+``model:<dag_id>:<task_id>``, the name being known once rendered).
 
 The pod operators build the cncf `KubernetesPodOperator` / `KubernetesJobOperator` inside
 `execute()`: importing this module never loads the kubernetes client (about 0.85 s per DAG parse).
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_llmops.assets.events import emit_event
 from airflow_provider_llmops.assets.model import model_alias, model_asset
 from airflow_provider_llmops.exceptions import (
     TrainingLaunchError,
@@ -31,7 +31,6 @@ from airflow_provider_llmops.exceptions import (
     TrainingSpecError,
 )
 from airflow_provider_llmops.training.spec import TrainingJobSpec
-from airflow_provider_llmops.utils.training_records import TrainingManifest
 
 # On the Job and Service of a multi-node run: the same for every try of one task in one run.
 RUN_LABEL = "llmops/run"
@@ -40,17 +39,16 @@ DEADLINE_KWARG = "llmops_deadline"
 
 if TYPE_CHECKING:
     import jinja2
-    from airflow.sdk import Context
+    from airflow.sdk import Asset, AssetAlias, Context
 
     from airflow_provider_llmops.utils.training_local import LocalTrainingLauncher
     from airflow_provider_llmops.utils.training_pod import PodSettings, TrainingVolume
+    from airflow_provider_llmops.utils.training_records import TrainingManifest
 
 __all__ = [
     "DeepSpeedLocalTrainingOperator",
     "DeepSpeedMultiNodeTrainingOperator",
     "DeepSpeedTrainingOperator",
-    "TrainingManifest",
-    "model_asset",
 ]
 
 
@@ -64,6 +62,12 @@ def _templated(value: Any) -> bool:
     return False
 
 
+def _literal_name(spec: dict[str, Any] | str) -> str | None:
+    """The spec's name when known at parse time (a dict with a literal name); None for a file or template."""
+    name = spec.get("name") if isinstance(spec, dict) else None
+    return name if isinstance(name, str) and name and not _templated(name) else None
+
+
 class _DeepSpeedBaseOperator(BaseOperator):
     """Shared arguments, the single validation pass and the manifest hand-off of the three launchers.
 
@@ -75,7 +79,8 @@ class _DeepSpeedBaseOperator(BaseOperator):
     :param data_md5: dataset md5 for the manifest, e.g. ``{{ ti.xcom_pull('pull')['md5'] }}``.
     :param manifest_uri: where the worker reads the run's output (default: the spec's output);
         set it when the pod writes to a volume the worker sees under another path or URI.
-    :param emit_asset: attach the manifest to ``model://<name>/<spec-hash>``.
+    :param emit_asset: attach the manifest (spec hash, dataset rev, losses) to the event of the
+        model Asset ``model://<name>``, declared at parse time when ``spec.name`` is literal.
     """
 
     template_fields: Sequence[str] = (
@@ -109,8 +114,13 @@ class _DeepSpeedBaseOperator(BaseOperator):
         self.data_md5 = data_md5
         self.manifest_uri = manifest_uri
         self.emit_asset = emit_asset
-        self.asset_alias = model_alias(self.dag_id, self.task_id) if emit_asset else None
-        if self.asset_alias is not None:
+        name = _literal_name(self.spec)
+        self.asset: Asset | None = model_asset(name) if emit_asset and name else None
+        self.asset_alias: AssetAlias | None = None
+        if self.asset is not None:
+            self.outlets.append(self.asset)
+        elif emit_asset:
+            self.asset_alias = model_alias(self.dag_id, self.task_id)
             self.outlets.append(self.asset_alias)
         self._job: TrainingJobSpec | None = None
         if not _templated([self.spec, output_uri, data_path, data_rev, data_md5, manifest_uri]):
@@ -172,6 +182,7 @@ class _DeepSpeedBaseOperator(BaseOperator):
 
     def _read_manifest(self) -> TrainingManifest:
         from airflow_provider_llmops.training.storage import MANIFEST, OutputStore
+        from airflow_provider_llmops.utils.training_records import TrainingManifest
 
         store = OutputStore(self.manifest_uri or self.job.output)
         manifest = store.read_manifest()
@@ -188,6 +199,8 @@ class _DeepSpeedBaseOperator(BaseOperator):
         return TrainingManifest.from_manifest(manifest, manifest_uri=store.uri_of(MANIFEST))
 
     def _finish(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_llmops.assets.events import emit_event
+
         record = self._read_manifest()
         self.log.info(
             "Trained %s: %d steps, loss %s -> %s, %.1f samples/s; model %s",
@@ -201,9 +214,9 @@ class _DeepSpeedBaseOperator(BaseOperator):
         emit_event(
             context,
             record.asset_extra(),
-            asset=None,
+            asset=self.asset,
             alias=self.asset_alias,
-            resolve=lambda: model_asset(record.name, record.spec_hash),
+            resolve=lambda: model_asset(record.name),
         )
         return record.to_xcom()
 

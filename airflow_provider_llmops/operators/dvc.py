@@ -11,7 +11,9 @@ AssetAlias ``dvc:<dag_id>:<task_id>`` and adds the rendered Asset to it when it 
 Without an explicit rev, `DvcPullOperator` and `DvcDatasetReviewOperator` use the last commit
 on the branch at or before the run's logical date, so a backfill reproduces the data each date saw.
 
-The hook is imported when a task runs only: parsing a DAG never loads the git/DVC plumbing.
+The hook is imported when a task runs only: parsing a DAG never loads the git/DVC plumbing, nor
+anything else a task needs only once it runs (event emission, the review link, the last run's
+XCom); each module here costs every DAG file that imports it a fraction of a millisecond.
 """
 
 from __future__ import annotations
@@ -36,14 +38,11 @@ from airflow_provider_llmops.assets.dvc import (
     dvc_asset,
     dvc_review_asset,
 )
-from airflow_provider_llmops.assets.events import emit_event
-from airflow_provider_llmops.plugins.links import DatasetReviewLink, review_url
 from airflow_provider_llmops.utils.dvc_checks import check_dvc_fields
-from airflow_provider_llmops.utils.previous_run import last_success_xcom
 from airflow_provider_llmops.utils.templating import ValidateAfterRender, is_templated
 
 if TYPE_CHECKING:
-    from airflow.sdk import Asset, AssetAlias, Context
+    from airflow.sdk import Asset, AssetAlias, BaseOperatorLink, Context
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
     from airflow_provider_llmops.hooks.dvc import DvcHook
@@ -189,6 +188,8 @@ class DvcBaseOperator(ValidateAfterRender, BaseOperator):
 
     def emit(self, context: Context, extra: dict[str, Any]) -> None:
         """Attach `extra` to the task's Asset event (through the alias: the Asset this run produced)."""
+        from airflow_provider_llmops.assets.events import emit_event
+
         emit_event(
             context,
             extra,
@@ -354,7 +355,6 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
     """
 
     ASSET_SCHEME = DVC_REVIEW_SCHEME
-    operator_extra_links = (DatasetReviewLink(),)
     template_fields: Sequence[str] = dvc_template_fields(
         "new_rev", "old_rev", "output_dir", "data_dir", "branch"
     )
@@ -379,6 +379,13 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
         self.branch = branch
         super().__init__(**kwargs)
 
+    @property
+    def operator_extra_links(self) -> tuple[BaseOperatorLink, ...]:  # type: ignore[override]
+        """The *Dataset review* button; a property, so that parsing a DAG never loads the link class."""
+        from airflow_provider_llmops.plugins.links import DatasetReviewLink
+
+        return (DatasetReviewLink(),)
+
     @staticmethod
     def _asset_for(repo: str, path: str) -> Asset:
         return dvc_review_asset(repo, path)
@@ -391,6 +398,8 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
 
     def _baseline(self, context: Context, new_sha: str) -> str | None:
         """The sha to compare with when `old_rev` is not given."""
+        from airflow_provider_llmops.utils.previous_run import last_success_xcom
+
         path = str(self.path)
         old_sha = last_success_xcom(context, self.task_id, "new_sha")
         if old_sha and old_sha != new_sha:
@@ -402,6 +411,7 @@ class DvcDatasetReviewOperator(DvcBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.dataset_review import render_approval_markdown, review_datasets
+        from airflow_provider_llmops.plugins.links import review_url
 
         path = str(self.path)
         new_label, new_sha = self.resolve(context, self.new_rev, self.branch)

@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_llmops.assets.dvc import DEFAULT_CONN_ID
-from airflow_provider_llmops.utils.deferral import poke_then_defer
 from airflow_provider_llmops.utils.dvc_checks import check_dvc_fields
-from airflow_provider_llmops.utils.previous_run import last_success_xcom
 from airflow_provider_llmops.utils.templating import ValidateAfterRender
 
 if TYPE_CHECKING:
@@ -102,6 +100,8 @@ class DvcUpdateSensor(ValidateAfterRender, BaseSensorOperator):
         if self.since_md5:
             self._baseline = self.since_md5
             return
+        from airflow_provider_llmops.utils.previous_run import last_success_xcom
+
         self._baseline = last_success_xcom(context, self.task_id, "md5")
         if self._baseline is None:
             from airflow_provider_llmops.hooks.dvc import DvcHook
@@ -150,6 +150,7 @@ class DvcUpdateSensor(ValidateAfterRender, BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         from airflow_provider_llmops.triggers.dvc import DvcUpdateTrigger
+        from airflow_provider_llmops.utils.deferral import poke_then_defer
 
         return poke_then_defer(
             self,

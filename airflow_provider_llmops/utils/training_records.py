@@ -1,10 +1,10 @@
 """The training manifest as a typed record (XCom and Asset extra), and the model Asset it names.
 
-Stdlib + ``airflow.sdk`` only: the DAG processor imports it with the operators. Example::
+Stdlib only; the operators import it when a run finishes, not at DAG parse time. Example::
 
     record = TrainingManifest.from_manifest(json.loads(Path("out/manifest.json").read_text()))
     record.to_xcom()["model_uri"]     # 's3://bucket/runs/bot/model'
-    model_asset(record.name, record.spec_hash).uri   # 'model://bot/3f2a9c...'
+    model_asset(record.name).uri   # 'model://bot' (the spec hash is in the event's extra)
 """
 
 from __future__ import annotations

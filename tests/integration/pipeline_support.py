@@ -14,6 +14,7 @@ REINDEX_DAG_FILE = REPO_ROOT / "dags" / "llmops_reindex.py"
 
 # The Asset URIs one run of llmops_finetune_and_deploy emits on (default connection ids).
 REVIEW_URI = "dvc-review://datasets/data/llmops"
+MODEL_URI = "model://stdlib-minilm"
 TRITON_URI = "triton://llmops_triton_default/stdlib_minilm"
 BUILD_URI = "elasticsearch://elasticsearch_default/stdlib-docs-build"
 ALIAS_URI = "elasticsearch://elasticsearch_default/stdlib-docs"

@@ -18,12 +18,13 @@ from dev.pipeline_stack import (
     pipeline_env,
     prepare_model_env,
 )
-from tests.fixtures.airflow import asset_events, run_dag
+from tests.fixtures.airflow import asset_events, run_dag, undeclared_event_assets
 from tests.integration.pipeline_support import (
     ALIAS_URI,
     BUILD_URI,
     FINETUNE_DAG_FILE,
     FINETUNE_DAG_ID,
+    MODEL_URI,
     REVIEW_URI,
     TINY_CONF,
     TRITON_URI,
@@ -67,21 +68,17 @@ def test_finetune_deploy_index_switch_with_lineage(stack):
     assert str(dag_run.state) == "success", states
     assert states["train_kubernetes"] == "skipped" and states["train_local"] == "success", states
 
+    # Every Asset the run put an event on is declared by the DAG (the review as the approval's
+    # inlet): Airflow neither creates one on the fly nor warns of an inactive AssetModel.
+    assert undeclared_event_assets(dag, dag_run.run_id) == []
+
     tags = stack.tags()
     sha = tags["v2"]  # dataset_rev main == v2
     review = [e for e in asset_events(REVIEW_URI) if e["dag_id"] == FINETUNE_DAG_ID][-1]["extra"]
     assert review["new_sha"] == sha
 
-    # model://<name>/<spec hash>: the manifest names the dataset version it was trained on.
-    from airflow.models.asset import AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        model_uris = session.scalars(
-            select(AssetModel.uri).where(AssetModel.uri.like("model://stdlib-minilm/%"))
-        ).all()
-    model_events = [e for uri in model_uris for e in asset_events(uri) if e["dag_id"] == FINETUNE_DAG_ID]
+    # model://<name>: the manifest names the dataset version it was trained on.
+    model_events = [e for e in asset_events(MODEL_URI) if e["dag_id"] == FINETUNE_DAG_ID]
     assert len(model_events) == 1, model_events
     model = model_events[0]["extra"]
     assert model["dataset_rev"] == sha and model["task"] == "embedding"

@@ -85,8 +85,11 @@ def test_causal_lm_trains_and_hands_off_the_manifest(causal_spec, causal_run):
     assert [s for s, _ in manifest["loss_curve"]] == list(range(1, 25))
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 * 0.9  # loss goes down
     assert (Path(causal_spec.output) / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    (event,) = context["outlet_events"][op.asset_alias].asset_alias_events
-    assert event.dest_asset_key.uri == f"model://tiny-gpt2/{causal_spec.spec_hash()}"
+    # The literal spec name declared model://tiny-gpt2 at parse time; this run is its event.
+    assert op.asset_alias is None and op.outlets == [op.asset]
+    assert op.asset.uri == "model://tiny-gpt2"
+    event = context["outlet_events"][op.asset]
+    assert event.extra["spec_hash"] == causal_spec.spec_hash()
     assert event.extra["model_uri"] == manifest["model_uri"]
     assert event.extra["dataset_rev"] == "v1"
     assert "loss_curve" not in event.extra

@@ -99,6 +99,7 @@ def test_trigger_approve_and_succeed_from_the_ui(ui: Any, ui_stack: UiStack, sho
     shots(ui, "assets")
     for uri in (
         "dvc-review://datasets/data/llmops",
+        "model://stdlib-minilm",
         "triton://llmops_triton_default/stdlib_minilm",
         "elasticsearch://elasticsearch_default/stdlib-docs",
     ):

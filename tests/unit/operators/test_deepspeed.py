@@ -313,6 +313,38 @@ def test_spec_from_yaml_file(tmp_path):
     assert op.job == _spec()
 
 
+@pytest.mark.parametrize(
+    ("spec", "declared"),
+    [
+        pytest.param(_spec(), "model://support-bot", id="literal-name"),
+        pytest.param({**_spec().to_dict(), "name": "{{ params.model }}"}, None, id="templated-name"),
+        pytest.param("/jobs/{{ params.job }}.yaml", None, id="spec-file"),
+    ],
+)
+def test_model_asset_declared_at_parse_time_when_the_name_is_literal(spec, declared):
+    from airflow.sdk import Asset, AssetAlias
+
+    op = DeepSpeedTrainingOperator(task_id="train", spec=spec, image="img")
+    if declared:
+        # One Asset per model, known to the scheduler before any run: no alias, no dynamic Asset.
+        assert op.outlets == [Asset(declared)] and op.asset_alias is None
+    else:
+        assert op.outlets == [AssetAlias(f"model:{op.dag_id}:train")] and op.asset is None
+    off = DeepSpeedTrainingOperator(task_id="off", spec=spec, image="img", emit_asset=False)
+    assert off.outlets == [] and off.asset is None and off.asset_alias is None
+
+
+@pytest.mark.parametrize("uri", ["model://support-bot/3f2a9c", "model:///x"])
+def test_model_uri_names_the_model_only(uri):
+    from urllib.parse import urlsplit
+
+    from airflow_provider_llmops.assets.model import sanitize_uri
+
+    with pytest.raises(ValueError, match=r"model://<name>"):
+        sanitize_uri(urlsplit(uri))
+    assert sanitize_uri(urlsplit("model://support-bot/")).geturl() == "model://support-bot"
+
+
 def test_importing_the_operators_loads_no_kubernetes():
     # Airflow's own start-up may read the cncf provider's metadata; the KPO module and client must not load.
     code = (
