@@ -124,7 +124,8 @@ class _DeepSpeedBaseOperator(BaseOperator):
             self.outlets.append(self.asset_alias)
         self._job: TrainingJobSpec | None = None
         if not _templated([self.spec, output_uri, data_path, data_rev, data_md5, manifest_uri]):
-            self._validate()  # literal arguments: fail at DAG parse time already
+            # Literal arguments: fail at DAG parse time already (a spec object needs no rebuilding).
+            self._validate(spec if isinstance(spec, TrainingJobSpec) else None)
 
     def _do_render_template_fields(
         self,
@@ -147,17 +148,20 @@ class _DeepSpeedBaseOperator(BaseOperator):
         assert self._job is not None
         return self._job
 
-    def _resolve(self) -> TrainingJobSpec:
+    def _load_spec(self) -> TrainingJobSpec:
+        if isinstance(self.spec, str):
+            return TrainingJobSpec.load(self.spec)
+        if isinstance(self.spec, dict):
+            return TrainingJobSpec.from_dict(self.spec)
+        raise TrainingSpecError(
+            f"spec must be a TrainingJobSpec, dict or file path, got {type(self.spec).__name__}"
+        )
+
+    def _resolve(self, job: TrainingJobSpec | None = None) -> TrainingJobSpec:
+        """The spec with the data and output overrides applied (`job`: the spec, else built from `spec`)."""
         import dataclasses
 
-        if isinstance(self.spec, str):
-            job = TrainingJobSpec.load(self.spec)
-        elif isinstance(self.spec, dict):
-            job = TrainingJobSpec.from_dict(self.spec)
-        else:
-            raise TrainingSpecError(
-                f"spec must be a TrainingJobSpec, dict or file path, got {type(self.spec).__name__}"
-            )
+        job = job or self._load_spec()
         data_changes: dict[str, Any] = {
             k: v
             for k, v in (("path", self.data_path), ("rev", self.data_rev), ("md5", self.data_md5))
@@ -169,10 +173,10 @@ class _DeepSpeedBaseOperator(BaseOperator):
             job = job.replace(output=self.output_uri)
         return job
 
-    def _validate(self) -> None:
+    def _validate(self, job: TrainingJobSpec | None = None) -> None:
         from airflow_provider_llmops.training.ds_config import build_ds_config
 
-        job = self._resolve().validate()
+        job = self._resolve(job).validate()
         build_ds_config(job)
         self._check_launcher(job)
         self._job = job
