@@ -114,6 +114,10 @@ class _DeepSpeedBaseOperator(BaseOperator):
         self.data_md5 = data_md5
         self.manifest_uri = manifest_uri
         self.emit_asset = emit_asset
+        self._job: TrainingJobSpec | None = None
+        if not _templated([self.spec, output_uri, data_path, data_rev, data_md5, manifest_uri]):
+            # Literal arguments: fail at DAG parse time already (a spec object needs no rebuilding).
+            self._validate(spec if isinstance(spec, TrainingJobSpec) else None)
         name = _literal_name(self.spec)
         self.asset: Asset | None = model_asset(name) if emit_asset and name else None
         self.asset_alias: AssetAlias | None = None
@@ -122,10 +126,6 @@ class _DeepSpeedBaseOperator(BaseOperator):
         elif emit_asset:
             self.asset_alias = model_alias(self.dag_id, self.task_id)
             self.outlets.append(self.asset_alias)
-        self._job: TrainingJobSpec | None = None
-        if not _templated([self.spec, output_uri, data_path, data_rev, data_md5, manifest_uri]):
-            # Literal arguments: fail at DAG parse time already (a spec object needs no rebuilding).
-            self._validate(spec if isinstance(spec, TrainingJobSpec) else None)
 
     def _do_render_template_fields(
         self,
