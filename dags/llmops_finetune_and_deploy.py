@@ -432,8 +432,9 @@ with DAG(
         encoder="triton",  # the version deploy_model just made the served one, pinned for the build
         model=MODEL_NAME,
         triton_conn_id=TRITON_CONN_ID,
-        # At most the served model's max_batch_size per request (the client does not split batches).
-        embed_batch_size=32,
+        # The served model's max_batch_size (deploy_model packages it with 64); a larger value would
+        # still work, the client sending at most max_batch_size texts per request.
+        embed_batch_size=64,
         chunk_size=2000,  # passages are short: one chunk each, so chunk ids are document ids
         chunk_overlap=0,
         min_recall=0.9,

@@ -84,8 +84,9 @@ with DAG(
         encoder="triton",  # the served version, pinned for the whole build
         model=MODEL_NAME,
         triton_conn_id=TRITON_CONN_ID,
-        # At most the served model's max_batch_size per request (the client does not split batches).
-        embed_batch_size=32,
+        # The served model's max_batch_size (llmops_finetune_and_deploy packages it with 64); more would
+        # still work, the client sending at most max_batch_size texts per request.
+        embed_batch_size=64,
         chunk_size=2000,
         chunk_overlap=0,
         min_recall=0.9,
