@@ -4,9 +4,9 @@ Three baselines for the parse of a 20-task DAG (a sensor, then 19 pulls declarin
 Asset): the same DAG of EmptyOperators (the floor); EmptyOperators with the same Asset outlets
 (what the lineage alone costs: the first Asset of a file makes Airflow discover every provider's
 URI handlers); and the DAG a user would write without the provider (a BashSensor and
-BashOperators calling `dvc`, with the same Assets as outlets). Every sample runs in a fresh interpreter that first pre-imports what the
-DAG processor pre-imports (the `airflow.*` modules the file names), so the provider's own
-modules load in every sample, as they do in every parse.
+BashOperators calling `dvc`, with the same Assets as outlets). Every sample runs in a fresh
+interpreter that first pre-imports what the DAG processor pre-imports (the `airflow.*` modules
+the file names), so the provider's own modules load in every sample, as they do in every parse.
 
     python -m benchmarks.bench_parse --repeats 9
 """
