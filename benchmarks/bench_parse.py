@@ -5,8 +5,11 @@ Asset): the same DAG of EmptyOperators (the floor); EmptyOperators with the same
 (what the lineage alone costs: the first Asset of a file makes Airflow discover every provider's
 URI handlers); and the DAG a user would write without the provider (a BashSensor and
 BashOperators calling `dvc`, with the same Assets as outlets). Every sample runs in a fresh
-interpreter that first pre-imports what the DAG processor pre-imports (the `airflow.*` modules
-the file names), so the provider's own modules load in every sample, as they do in every parse.
+interpreter that first does what the DAG processor's manager does before it forks a parse: load
+the plugins (its Job does, for listeners), which runs the ``llmops`` plugin's pre-import of the
+provider's parse-time modules, and import the ``airflow.*`` modules that the file names. The
+``*_no_preimport`` rows turn ``[dag_processor] parsing_pre_import_modules`` off, so that each
+parse imports everything, Airflow's modules and ours.
 
     python -m benchmarks.bench_parse --repeats 9
 """
@@ -62,13 +65,20 @@ def _write_dag(folder: Path, name: str, imports: str, make_task: str) -> Path:
     return path
 
 
-def _parse(path: Path) -> Callable[[], float]:
+def _parse(path: Path, preimport: bool = True) -> Callable[[], float]:
     setup = (
         "import importlib, airflow.sdk\n"
+        "from airflow import plugins_manager\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
         "from airflow.utils.file import iter_airflow_imports\n"
-        f"for m in iter_airflow_imports({str(path)!r}): importlib.import_module(m)"
+        "plugins_manager.ensure_plugins_loaded()\n"
     )
+    if preimport:
+        setup += f"for m in iter_airflow_imports({str(path)!r}): importlib.import_module(m)"
+    else:
+        setup = (
+            "import os\nos.environ['AIRFLOW__DAG_PROCESSOR__PARSING_PRE_IMPORT_MODULES'] = 'False'\n" + setup
+        )
     body = f"bag = DagBag(dag_folder={str(path)!r}); assert not bag.import_errors, bag.import_errors"
     return lambda: time_in_fresh_interpreter(body, setup)
 
@@ -109,6 +119,8 @@ def bench_dag_parse(repeats: int) -> dict[str, Samples]:
         "dag_parse_vs_assets": measure(_parse(empty_assets), _parse(provider), repeats),
         "dag_parse_vs_bash": measure(_parse(bash), _parse(provider), repeats),
         "dag_parse_training": measure(_parse(empty), _parse(training), repeats),
+        "dag_parse_no_preimport": measure(_parse(empty, False), _parse(provider, False), repeats),
+        "dag_parse_vs_bash_no_preimport": measure(_parse(bash, False), _parse(provider, False), repeats),
     }
 
 
@@ -146,6 +158,16 @@ def run_all(repeats: int = 5, quick: bool = False) -> dict[str, Result]:
             parse["dag_parse_training"],
             1.2,
             f"DAG parse, {TASKS} DeepSpeedTrainingOperator tasks vs EmptyOperator",
+        ),
+        "dag_parse_no_preimport": Result(
+            parse["dag_parse_no_preimport"],
+            None,
+            "the first DAG again, with parsing_pre_import_modules off: each parse imports every module",
+        ),
+        "dag_parse_vs_bash_no_preimport": Result(
+            parse["dag_parse_vs_bash_no_preimport"],
+            None,
+            "the Bash comparison again, with parsing_pre_import_modules off",
         ),
         "operator_import": Result(
             bench_operator_import(repeats), 1.15, "import: provider operators vs `import airflow.sdk`"

@@ -31,6 +31,7 @@ from airflow_provider_llmops.exceptions import (
     TrainingSpecError,
 )
 from airflow_provider_llmops.training.spec import TrainingJobSpec
+from airflow_provider_llmops.utils.training_pod import PodSettings
 
 # On the Job and Service of a multi-node run: the same for every try of one task in one run.
 RUN_LABEL = "llmops/run"
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, AssetAlias, Context
 
     from airflow_provider_llmops.utils.training_local import LocalTrainingLauncher
-    from airflow_provider_llmops.utils.training_pod import PodSettings, TrainingVolume
+    from airflow_provider_llmops.utils.training_pod import TrainingVolume
     from airflow_provider_llmops.utils.training_records import TrainingManifest
 
 __all__ = [
@@ -374,8 +375,6 @@ class _DeepSpeedPodBase(_DeepSpeedBaseOperator):
         super().__init__(**kwargs)
 
     def pod_settings(self) -> PodSettings:
-        from airflow_provider_llmops.utils.training_pod import PodSettings
-
         return PodSettings(
             image=self.image,
             namespace=self.namespace,

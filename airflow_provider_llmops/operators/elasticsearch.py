@@ -19,6 +19,8 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_llmops.assets.elasticsearch import check_alias_name, es_alias, es_asset
 from airflow_provider_llmops.assets.events import emit_event
+from airflow_provider_llmops.utils.chunking import ChunkingSpec
+from airflow_provider_llmops.utils.es_eval import GateSpec
 from airflow_provider_llmops.utils.templating import ValidateAfterRender, is_templated, require_str
 
 if TYPE_CHECKING:
@@ -203,9 +205,6 @@ class ElasticsearchKnnIndexOperator(_EsLineage):
     # -- validation ---------------------------------------------------------------------------
 
     def _validate_static(self) -> None:
-        from airflow_provider_llmops.utils.chunking import ChunkingSpec
-        from airflow_provider_llmops.utils.es_eval import GateSpec
-
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if self.similarity not in _SIMILARITIES:

@@ -1,8 +1,10 @@
-"""The ``llmops`` Airflow plugin: the dataset-review pages on the API server.
+"""The ``llmops`` Airflow plugin: the dataset-review pages on the API server, cheaper DAG parses.
 
 Registered through the ``airflow.plugins`` entry point (pyproject.toml), which Airflow loads in
 every component; the FastAPI app (`review_app`) is only built when the API server asks for it,
-so the scheduler, DAG processor and workers never import FastAPI or Markdown code for it.
+so the scheduler, DAG processor and workers never import FastAPI or Markdown code for it. On load
+it imports the modules DAG files use from the provider (`preimport`), so that the DAG processor's
+parses, forked from the process that loaded it, find them imported.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ class LlmopsPlugin(AirflowPlugin):
 
     name = "llmops"
     _apps: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def on_load(cls, *args: Any, **kwargs: Any) -> None:
+        from airflow_provider_llmops.plugins.preimport import preimport_parse_time_modules
+
+        preimport_parse_time_modules()
 
     # Built on first use: only the API server asks for it.
     @property

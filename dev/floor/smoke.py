@@ -2,7 +2,7 @@
 
 Run by ./dev/test inside `.venv-floor` (Airflow 3.2.2 and the standard provider 1.12.2, pinned
 by constraints-floor.txt): the provider loads through its entry point, the example DAGs parse,
-and one `dag.test()` pulls a dataset and waits for a version with the sensor, against a real
+a real DAG processor's parses find the provider's modules pre-imported by its plugin, and one `dag.test()` pulls a dataset and waits for a version with the sensor, against a real
 git + DVC project.
 """
 
@@ -14,7 +14,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dev.harness.airflow import migrate_db, prepare_airflow_env
+from dev.harness.airflow import migrate_db, prepare_airflow_env, probe_dag_processor
 
 work = Path(tempfile.mkdtemp(prefix="llmops-floor-"))
 env = prepare_airflow_env(name="floor-smoke", home=work / "airflow")
@@ -32,6 +32,7 @@ def main() -> int:
     from airflow.sdk import DAG
 
     from airflow_provider_llmops.operators.dvc import DvcPullOperator
+    from airflow_provider_llmops.plugins.preimport import parse_time_modules
     from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor
     from dev.harness.dvc import make_dvc_project
 
@@ -45,6 +46,12 @@ def main() -> int:
     assert not bag.import_errors, bag.import_errors
     assert bag.dags, "no example DAGs parsed"
     print(f"parsed {len(bag.dags)} example DAGs: {sorted(bag.dags)}")
+    probe = probe_dag_processor(work / "parse-probe")
+    wanted = set(parse_time_modules())
+    assert probe.parses and all(
+        p.parent in probe.plugin_loaders and wanted <= p.loaded for p in probe.parses
+    ), f"the DAG processor's parses did not find the provider's modules pre-imported: {probe}"
+    print(f"dag-processor: {len(probe.parses)} parse(s) found the provider's {len(wanted)} modules imported")
 
     project = make_dvc_project(work / "dvc")
     project.publish("data/train", {"train.jsonl": '{"id": 0, "text": "hello"}\n'}, tag="v1")

@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dev.harness.common import (
     REPO_ROOT,
@@ -122,6 +122,63 @@ def run_airflow(args: list[str], env: dict[str, str], timeout: float = 300) -> s
             f"`airflow {' '.join(args)}` failed with code {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}"
         )
     return proc.stdout
+
+
+_PROBE_DAG = """
+import json, os, sys
+from airflow.sdk import DAG
+loaded = sorted(m for m in sys.modules if m.startswith("airflow_provider_llmops"))
+with open(os.environ["LLMOPS_PROBE_OUT"], "a") as out:
+    out.write(json.dumps({"pid": os.getpid(), "parent": os.getppid(), "loaded": loaded}) + "\\n")
+with DAG(dag_id="llmops_parse_probe", schedule=None):
+    pass
+"""
+# Records the process that loads the plugins (the llmops plugin loads in the same pass).
+_PROBE_PLUGIN = """
+import json, os
+from airflow.plugins_manager import AirflowPlugin
+with open(os.environ["LLMOPS_PROBE_OUT"], "a") as out:
+    out.write(json.dumps({"plugins_loaded_in": os.getpid()}) + "\\n")
+class ProbePlugin(AirflowPlugin):
+    name = "llmops_parse_probe"
+"""
+
+
+class ProbedParse(NamedTuple):
+    """One parse of the probe DAG: its process, that process's parent, our modules already imported."""
+
+    pid: int
+    parent: int
+    loaded: frozenset[str]
+
+
+class DagProcessorProbe(NamedTuple):
+    plugin_loaders: frozenset[int]
+    parses: list[ProbedParse]
+
+
+def probe_dag_processor(work: Path, timeout: float = 300) -> DagProcessorProbe:
+    """Run a real `airflow dag-processor --num-runs 1` over one probe DAG in a fresh home under `work`.
+
+    Returns the processes that loaded the plugins and, per parse, which provider modules were
+    imported before the DAG file's own code ran.
+    """
+    dags, home, out = work / "dags", work / "home", work / "probe.jsonl"
+    (home / "plugins").mkdir(parents=True, exist_ok=True)
+    dags.mkdir(parents=True, exist_ok=True)
+    (dags / "probe.py").write_text(_PROBE_DAG)
+    (home / "plugins" / "probe_plugin.py").write_text(_PROBE_PLUGIN)
+    env = {
+        **prepare_airflow_env(name="parse-probe", home=home, dags_folder=dags),
+        "LLMOPS_PROBE_OUT": str(out),
+    }
+    migrate_db(env)
+    run_airflow(["dag-processor", "--num-runs", "1"], env, timeout=timeout)
+    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return DagProcessorProbe(
+        frozenset(r["plugins_loaded_in"] for r in records if "plugins_loaded_in" in r),
+        [ProbedParse(r["pid"], r["parent"], frozenset(r["loaded"])) for r in records if "pid" in r],
+    )
 
 
 class AirflowStandalone:

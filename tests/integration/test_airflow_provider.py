@@ -1,11 +1,12 @@
-"""Airflow itself (CLI on the isolated SQLite home) recognises the installed provider."""
+"""Airflow itself (CLI on the isolated SQLite home) recognises the installed provider and its plugin."""
 
 from __future__ import annotations
 
 import json
 
 from airflow_provider_llmops import __version__
-from dev.harness.airflow import run_airflow
+from airflow_provider_llmops.plugins.preimport import parse_time_modules
+from dev.harness.airflow import probe_dag_processor, run_airflow
 
 
 def test_providers_list_shows_the_provider(airflow_db):
@@ -33,3 +34,12 @@ def test_connection_types_appear_in_providers_hooks(airflow_db):
     assert by_type["llmops_triton"]["class"] == "airflow_provider_llmops.hooks.triton.TritonHook"
     assert by_type["llmops_dvc"]["package_name"] == "airflow-provider-llmops"
     assert by_type["llmops_triton"]["hook_name"] == "Triton Inference Server"
+
+
+def test_dag_processor_parses_with_the_provider_modules_already_imported(tmp_path):
+    """A real `airflow dag-processor`: the manager loads the plugins, and its parses (forks) inherit our modules."""
+    probe = probe_dag_processor(tmp_path)
+    assert probe.parses, "the DAG processor parsed no file"
+    for parse in probe.parses:
+        assert parse.parent in probe.plugin_loaders and parse.pid not in probe.plugin_loaders
+        assert set(parse_time_modules()) <= parse.loaded
