@@ -4,12 +4,15 @@ Three baselines for the parse of a 20-task DAG (a sensor, then 19 pulls declarin
 Asset): the same DAG of EmptyOperators (the floor); EmptyOperators with the same Asset outlets
 (what the lineage alone costs: the first Asset of a file makes Airflow discover every provider's
 URI handlers); and the DAG a user would write without the provider (a BashSensor and
-BashOperators calling `dvc`, with the same Assets as outlets). Every sample runs in a fresh
-interpreter that first does what the DAG processor's manager does before it forks a parse: load
-the plugins (its Job does, for listeners), which runs the ``llmops`` plugin's pre-import of the
-provider's parse-time modules, and import the ``airflow.*`` modules that the file names. The
-``*_no_preimport`` rows turn ``[dag_processor] parsing_pre_import_modules`` off, so that each
-parse imports everything, Airflow's modules and ours.
+BashOperators calling `dvc`, with the same Assets as outlets). A report-only row compares with
+an official provider's operator as deep as ours (common.sql's SQLExecuteQueryOperator).
+
+Every sample runs in a fresh interpreter that first does what the DAG processor's manager does
+before it forks a parse: load the plugins (its Job does, for listeners), which runs the
+``llmops`` plugin's pre-import of the provider's parse-time modules, and import the
+``airflow.*`` modules that the file names. The ``*_no_preimport`` rows turn
+``[dag_processor] parsing_pre_import_modules`` off, so that each parse imports everything,
+Airflow's modules and ours.
 
     python -m benchmarks.bench_parse --repeats 9
 """
@@ -39,6 +42,10 @@ BASH_TASK = (
     "BashOperator(task_id=f'step_{i}', bash_command='dvc pull data/train.jsonl', "
     "outlets=[Asset('dvc://ds/data/train.jsonl')]) "
     "if i else BashSensor(task_id=f'step_{i}', bash_command='dvc data status --granular data/train.jsonl')"
+)
+SQL_TASK = (
+    "SQLExecuteQueryOperator(task_id=f'step_{i}', conn_id='db', sql='select 1', "
+    "outlets=[Asset('dvc://ds/data/train.jsonl')] if i else [])"
 )
 EMPTY_ASSET_TASK = (
     "EmptyOperator(task_id=f'step_{i}', outlets=[Asset('dvc://ds/data/train.jsonl')] if i else [])"
@@ -111,13 +118,20 @@ def bench_dag_parse(repeats: int) -> dict[str, Samples]:
         "from airflow_provider_llmops.sensors.dvc import DvcUpdateSensor",
         DVC_TASK,
     )
+    official = _write_dag(
+        tmp,
+        "bench_official",
+        "from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator",
+        SQL_TASK,
+    )
     training = _write_dag(tmp, "bench_training", TRAIN_IMPORTS, TRAIN_TASK)
-    for path in (empty, empty_assets, bash, provider, training):
+    for path in (empty, empty_assets, bash, official, provider, training):
         _parse(path)()  # writes the bytecode caches, which every later parse on a worker finds
     return {
         "dag_parse": measure(_parse(empty), _parse(provider), repeats),
         "dag_parse_vs_assets": measure(_parse(empty_assets), _parse(provider), repeats),
         "dag_parse_vs_bash": measure(_parse(bash), _parse(provider), repeats),
+        "dag_parse_vs_official": measure(_parse(official), _parse(provider), repeats),
         "dag_parse_training": measure(_parse(empty), _parse(training), repeats),
         "dag_parse_no_preimport": measure(_parse(empty, False), _parse(provider, False), repeats),
         "dag_parse_vs_bash_no_preimport": measure(_parse(bash, False), _parse(provider, False), repeats),
@@ -153,6 +167,12 @@ def run_all(repeats: int = 5, quick: bool = False) -> dict[str, Result]:
             parse["dag_parse_vs_bash"],
             1.2,
             "the same DAG vs BashSensor + BashOperators calling dvc, with the same Asset outlets",
+        ),
+        "dag_parse_vs_official": Result(
+            parse["dag_parse_vs_official"],
+            None,
+            "the same DAG vs common.sql's SQLExecuteQueryOperator (an official provider's operator, "
+            "also three classes deep), with the same Asset outlets",
         ),
         "dag_parse_training": Result(
             parse["dag_parse_training"],
