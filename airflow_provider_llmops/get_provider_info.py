@@ -200,3 +200,14 @@ def get_provider_info() -> dict:
             },
         ],
     }
+
+
+def declared_modules(*sections: str) -> list[str]:
+    """The ``python-modules`` that `get_provider_info` declares in `sections` ("operators", ...), in order."""
+    info = get_provider_info()
+    return [
+        module
+        for section in sections
+        for entry in info.get(section, [])
+        for module in entry["python-modules"]
+    ]

@@ -75,6 +75,7 @@ def _write_dag(folder: Path, name: str, imports: str, make_task: str) -> Path:
 def _parse(path: Path, preimport: bool = True) -> Callable[[], float]:
     setup = (
         "import importlib, airflow.sdk\n"
+        "import airflow.dag_processing.manager\n"  # as in `airflow dag-processor`, the plugin's cue
         "from airflow import plugins_manager\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
         "from airflow.utils.file import iter_airflow_imports\n"

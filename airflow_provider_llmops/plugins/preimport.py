@@ -8,10 +8,11 @@ using this provider imported our operator modules again (about a third of a 20-t
 
 The manager loads plugins before it forks. The ``llmops`` plugin's ``on_load`` therefore imports the
 operator and sensor modules the provider registers, its Asset URI handlers and the training spec
-types, and every parse finds them loaded. The same setting turns both off. For this to cover a
-parse, an operator module imports at its top what its constructor uses (the checks, the spec
-types) and imports inside methods only what a running task needs. Other components that load
-plugins (scheduler, API server, triggerer, workers) pay the import once per process (a few ms).
+types, and every parse finds them loaded. It does so only in ``airflow dag-processor`` (the other
+components load plugins too, each task try among them, and have no use for it); the same setting
+turns both pre-imports off. For this to cover a parse, an operator module imports at its top what
+its constructor uses (the checks, the spec types) and imports inside methods only what a running
+task needs.
 
 Example::
 
@@ -22,10 +23,16 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 
-from airflow_provider_llmops.get_provider_info import PACKAGE, get_provider_info
+from airflow_provider_llmops.get_provider_info import PACKAGE, declared_modules, get_provider_info
 
-__all__ = ["parse_time_modules", "preimport_parse_time_modules"]
+__all__ = [
+    "in_dag_processor",
+    "parse_time_modules",
+    "preimport_for_dag_processor",
+    "preimport_parse_time_modules",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +42,17 @@ _ALSO_IMPORTED_BY_DAGS = (f"{PACKAGE}.training.spec",)
 
 def parse_time_modules() -> list[str]:
     """The registered operator and sensor modules, the Asset URI handlers' modules and the spec types."""
-    info = get_provider_info()
-    modules = [
-        module
-        for kind in ("operators", "sensors")
-        for entry in info[kind]
-        for module in entry["python-modules"]
-    ]
-    modules += [entry["handler"].rpartition(".")[0] for entry in info["asset-uris"]]
+    modules = declared_modules("operators", "sensors")
+    modules += [entry["handler"].rpartition(".")[0] for entry in get_provider_info()["asset-uris"]]
     modules += _ALSO_IMPORTED_BY_DAGS
     return list(dict.fromkeys(modules))
+
+
+def in_dag_processor() -> bool:
+    """True in the ``airflow dag-processor`` process (also the one `airflow standalone` starts)."""
+    # Only that command imports the manager module. With [core] lazy_load_plugins off, plugins load
+    # inside `import airflow`, before the command module: then only the command line tells.
+    return "airflow.dag_processing.manager" in sys.modules or sys.argv[1:2] == ["dag-processor"]
 
 
 def preimport_parse_time_modules() -> list[str]:
@@ -53,7 +61,7 @@ def preimport_parse_time_modules() -> list[str]:
     A module that fails to import is logged and skipped: this only saves time, and the DAG file that
     imports it reports the same error as an import error of its own.
     """
-    from airflow.sdk.configuration import conf
+    from airflow.configuration import conf
 
     if not conf.getboolean("dag_processor", "parsing_pre_import_modules", fallback=True):
         return []
@@ -66,3 +74,15 @@ def preimport_parse_time_modules() -> list[str]:
         else:
             imported.append(module)
     return imported
+
+
+def preimport_for_dag_processor() -> list[str]:
+    """The plugin's ``on_load``: `preimport_parse_time_modules()` in the DAG processor only; never raises.
+
+    An exception out of ``on_load`` would make Airflow drop the plugin, and the review pages with it.
+    """
+    try:
+        return preimport_parse_time_modules() if in_dag_processor() else []
+    except Exception as exc:
+        log.warning("llmops plugin: skipped the pre-import for DAG parsing: %s", exc)
+        return []

@@ -2,9 +2,9 @@
 
 Registered through the ``airflow.plugins`` entry point (pyproject.toml), which Airflow loads in
 every component; the FastAPI app (`review_app`) is only built when the API server asks for it,
-so the scheduler, DAG processor and workers never import FastAPI or Markdown code for it. On load
-it imports the modules DAG files use from the provider (`preimport`), so that the DAG processor's
-parses, forked from the process that loaded it, find them imported.
+so the scheduler, DAG processor and workers never import FastAPI or Markdown code for it. Loaded
+by the DAG processor, it imports the modules DAG files use from the provider (`preimport`), so
+that the parses, forked from that process, find them imported.
 """
 
 from __future__ import annotations
@@ -19,16 +19,19 @@ __all__ = ["LlmopsPlugin"]
 
 
 class LlmopsPlugin(AirflowPlugin):
-    """Serves `DvcDatasetReviewOperator`'s review (Markdown rendered, PNG charts) under /llmops."""
+    """Serves `DvcDatasetReviewOperator`'s review (Markdown rendered, PNG charts) under /llmops.
+
+    Its ``on_load`` pre-imports the provider's parse-time modules in the DAG processor.
+    """
 
     name = "llmops"
     _apps: list[dict[str, Any]] | None = None
 
     @classmethod
     def on_load(cls, *args: Any, **kwargs: Any) -> None:
-        from airflow_provider_llmops.plugins.preimport import preimport_parse_time_modules
+        from airflow_provider_llmops.plugins.preimport import preimport_for_dag_processor
 
-        preimport_parse_time_modules()
+        preimport_for_dag_processor()
 
     # Built on first use: only the API server asks for it.
     @property

@@ -153,15 +153,29 @@ class ProbedParse(NamedTuple):
 
 
 class DagProcessorProbe(NamedTuple):
+    """What `probe_dag_processor` saw: the processes that loaded the plugins, and each parse."""
+
     plugin_loaders: frozenset[int]
     parses: list[ProbedParse]
 
+    def inherited(self, modules: set[str]) -> bool:
+        """Every parse ran in a child of a process that loaded the plugins, did not load them itself,
+        and found `modules` imported."""
+        return bool(self.parses) and all(
+            p.parent in self.plugin_loaders and p.pid not in self.plugin_loaders and modules <= p.loaded
+            for p in self.parses
+        )
 
-def probe_dag_processor(work: Path, timeout: float = 300) -> DagProcessorProbe:
+
+def probe_dag_processor(
+    work: Path, extra_env: dict[str, str] | None = None, timeout: float = 300
+) -> DagProcessorProbe:
     """Run a real `airflow dag-processor --num-runs 1` over one probe DAG in a fresh home under `work`.
 
     Returns the processes that loaded the plugins and, per parse, which provider modules were
-    imported before the DAG file's own code ran.
+    imported before the DAG file's own code ran. This relies on the manager forking each parse
+    directly (Airflow 3.2 and 3.3 do); the probe plugin's file runs again in any process that loads
+    plugins from the folder itself, which is how a parse that did so would show.
     """
     dags, home, out = work / "dags", work / "home", work / "probe.jsonl"
     (home / "plugins").mkdir(parents=True, exist_ok=True)
@@ -171,6 +185,7 @@ def probe_dag_processor(work: Path, timeout: float = 300) -> DagProcessorProbe:
     env = {
         **prepare_airflow_env(name="parse-probe", home=home, dags_folder=dags),
         "LLMOPS_PROBE_OUT": str(out),
+        **(extra_env or {}),
     }
     migrate_db(env)
     run_airflow(["dag-processor", "--num-runs", "1"], env, timeout=timeout)

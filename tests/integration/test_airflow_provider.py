@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from airflow_provider_llmops import __version__
 from airflow_provider_llmops.plugins.preimport import parse_time_modules
 from dev.harness.airflow import probe_dag_processor, run_airflow
@@ -36,10 +38,15 @@ def test_connection_types_appear_in_providers_hooks(airflow_db):
     assert by_type["llmops_triton"]["hook_name"] == "Triton Inference Server"
 
 
-def test_dag_processor_parses_with_the_provider_modules_already_imported(tmp_path):
+@pytest.mark.parametrize("lazy_load_plugins", ["True", "False"])
+def test_dag_processor_parses_with_the_provider_modules_already_imported(tmp_path, lazy_load_plugins):
     """A real `airflow dag-processor`: the manager loads the plugins, and its parses (forks) inherit our modules."""
-    probe = probe_dag_processor(tmp_path)
-    assert probe.parses, "the DAG processor parsed no file"
+    probe = probe_dag_processor(tmp_path, {"AIRFLOW__CORE__LAZY_LOAD_PLUGINS": lazy_load_plugins})
+    assert probe.inherited(set(parse_time_modules())), probe
+
+
+def test_dag_processor_with_parsing_pre_import_modules_off_parses_without_them(tmp_path):
+    probe = probe_dag_processor(tmp_path, {"AIRFLOW__DAG_PROCESSOR__PARSING_PRE_IMPORT_MODULES": "False"})
+    assert probe.parses, probe
     for parse in probe.parses:
-        assert parse.parent in probe.plugin_loaders and parse.pid not in probe.plugin_loaders
-        assert set(parse_time_modules()) <= parse.loaded
+        assert not set(parse_time_modules()) & parse.loaded

@@ -13,7 +13,7 @@ import pytest
 from airflow.sdk import Asset
 
 import airflow_provider_llmops
-from airflow_provider_llmops.get_provider_info import get_provider_info
+from airflow_provider_llmops.get_provider_info import declared_modules, get_provider_info
 from tests.unit.provider_modules import provider_modules
 
 
@@ -34,13 +34,7 @@ def test_provider_info_matches_airflow_schema():
 
 
 def test_declared_modules_exist_and_every_module_is_declared():
-    info = get_provider_info()
-    declared = {
-        module
-        for section in ("hooks", "operators", "sensors", "triggers")
-        for entry in info.get(section, [])
-        for module in entry["python-modules"]
-    }
+    declared = set(declared_modules("hooks", "operators", "sensors", "triggers"))
     for module in declared:
         importlib.import_module(module)
     on_disk = {
