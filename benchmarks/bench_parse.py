@@ -10,9 +10,9 @@ an official provider's operator as deep as ours (common.sql's SQLExecuteQueryOpe
 Every sample runs in a fresh interpreter that first does what the DAG processor's manager does
 before it forks a parse: load the plugins (its Job does, for listeners), which runs the
 ``llmops`` plugin's pre-import of the provider's parse-time modules, import the ``airflow.*``
-modules that the file names, and freeze the heap for the garbage collector (``gc.freeze()``). The ``*_no_preimport`` rows turn
-``[dag_processor] parsing_pre_import_modules`` off, so that each parse imports everything,
-Airflow's modules and ours.
+modules that the file names, and freeze the heap for the garbage collector (``gc.freeze()``).
+The ``*_no_preimport`` rows turn ``[dag_processor] parsing_pre_import_modules`` off, so that
+each parse imports everything, Airflow's modules and ours.
 
     python -m benchmarks.bench_parse --repeats 9
 """
